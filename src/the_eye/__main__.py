@@ -1,0 +1,3 @@
+from the_eye.cli import main
+
+main()

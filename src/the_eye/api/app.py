@@ -1,0 +1,89 @@
+"""The HTTP application: FastAPI routes grouped by resource, one error shape, no redirects."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from the_eye import __version__
+from the_eye.api import problems
+from the_eye.api.auth import WriteKeys
+from the_eye.api.openapi import add_ingest_components
+from the_eye.api.routes import applications, errors, events, ingest, operations, sessions
+from the_eye.config import Settings, get_settings
+from the_eye.queue import open_queue
+from the_eye.store.engine import create_engine
+
+# Paths that are exact, without the trailing slash every other path has.
+_EXACT_PATHS = frozenset({"/metrics", "/openapi.json", "/docs/oauth2-redirect"})
+
+
+class TrailingSlash:
+    """Serve `/events` as `/events/` (and `/metrics/` as `/metrics`) without a redirect,
+    which would make clients re-send a POST body or drop it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.endswith("/"):
+                if path[:-1] in _EXACT_PATHS:
+                    scope = {**scope, "path": path[:-1]}
+            elif path not in _EXACT_PATHS:
+                scope = {**scope, "path": path + "/"}
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The Eye's ASGI application; `uvicorn --factory the_eye.api.app:create_app` serves it."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = create_engine(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.queue = open_queue(settings, engine)
+        app.state.write_keys = WriteKeys(engine, settings.key_cache_seconds)
+        try:
+            yield
+        finally:
+            app.state.queue.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="The Eye",
+        version=__version__,
+        summary="Collects user-behaviour events and serves them to the data team.",
+        docs_url="/docs/",
+        redoc_url=None,
+        redirect_slashes=False,
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in (ingest, events, sessions, errors, applications, operations):
+        app.include_router(module.router)
+
+    original_openapi = app.openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            app.openapi_schema = add_ingest_components(original_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            max_age=3600,
+        )
+    app.add_middleware(TrailingSlash)
+    return app

@@ -1,0 +1,74 @@
+"""Lists: filters parsed into clear 400s, opaque keyset cursors, `{"results", "next"}` bodies."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+import orjson
+from fastapi import Query, Request
+
+from the_eye.api.problems import ApiError
+from the_eye.api.responses import JSONBody
+from the_eye.processor.checks import format_timestamp, parse_timestamp
+from the_eye.store.queries import Keyset
+
+MAX_LIMIT = 1000
+
+Limit = Query(100, ge=1, description=f"Page size, at most {MAX_LIMIT}.")
+CursorParam = Query(None, description="Opaque position taken from a previous page's `next`.")
+
+
+def time_filter(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise ApiError(
+            400, "invalid_filter", f"`{name}` must be an ISO 8601 date and time, got {value!r}."
+        )
+    return parsed
+
+
+def encode_cursor(keyset: Keyset, position: tuple[datetime, int]) -> str:
+    key, row_id = position
+    raw = orjson.dumps(["d" if keyset.descending else "a", key.isoformat(), row_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, keyset: Keyset) -> tuple[datetime, Any] | None:
+    """The position a cursor names, or a 400 when it was not made for this list and order."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        direction, key, row_id = orjson.loads(raw)
+        if direction != ("d" if keyset.descending else "a"):
+            raise ValueError("cursor made for another ordering")
+        return datetime.fromisoformat(key), row_id
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        raise ApiError(
+            400, "invalid_cursor", "The cursor is not valid for this list; take it from `next`."
+        ) from None
+
+
+def page_response(
+    request: Request,
+    results: list[dict[str, Any]],
+    keyset: Keyset,
+    position: tuple[datetime, Any] | None,
+) -> JSONBody:
+    next_url = None
+    if position is not None:
+        next_url = str(request.url.include_query_params(cursor=encode_cursor(keyset, position)))
+    return JSONBody({"results": results, "next": next_url})
+
+
+def clamp(limit: int) -> int:
+    return min(limit, MAX_LIMIT)
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else format_timestamp(value)

@@ -1,0 +1,63 @@
+"""`/applications/`: who may send events, and their write keys (admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from the_eye.api.auth import AdminAccess
+from the_eye.api.pagination import iso
+from the_eye.api.problems import ApiError, not_found
+from the_eye.api.responses import JSONBody
+from the_eye.store import credentials, queries
+
+router = APIRouter(tags=["applications"], dependencies=[AdminAccess])
+
+
+class NewApplication(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+def application_json(app: credentials.Application) -> dict:
+    body = {"id": app.id, "name": app.name, "active": app.active, "created_at": iso(app.created_at)}
+    if app.write_key is not None:
+        body["write_key"] = app.write_key
+    return body
+
+
+@router.get("/applications/", summary="List applications")
+def list_applications(request: Request) -> JSONBody:
+    with request.app.state.engine.connect() as conn:
+        rows = queries.list_applications(conn)
+    apps = [credentials.Application(r.id, r.name, r.active, r.created_at) for r in rows]
+    return JSONBody({"results": [application_json(a) for a in apps], "next": None})
+
+
+@router.post("/applications/", status_code=201, summary="Create an application")
+def create_application(request: Request, body: NewApplication) -> JSONBody:
+    """The answer holds the write key; it is never shown again."""
+    try:
+        with request.app.state.engine.begin() as conn:
+            app = credentials.create_application(conn, body.name)
+    except credentials.NameTaken as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return JSONBody(application_json(app), status_code=201)
+
+
+@router.post("/applications/{app_id}/rotate-key/", summary="Replace an application's write key")
+def rotate_key(request: Request, app_id: int) -> JSONBody:
+    with request.app.state.engine.begin() as conn:
+        app = credentials.rotate_write_key(conn, app_id)
+    if app is None:
+        raise not_found("application")
+    request.app.state.write_keys.forget()
+    return JSONBody(application_json(app))
+
+
+@router.delete("/applications/{app_id}/", status_code=204, summary="Revoke an application's key")
+def revoke(request: Request, app_id: int) -> Response:
+    with request.app.state.engine.begin() as conn:
+        if not credentials.revoke_application(conn, app_id):
+            raise not_found("application")
+    request.app.state.write_keys.forget()
+    return Response(status_code=204)

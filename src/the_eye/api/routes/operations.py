@@ -1,0 +1,74 @@
+"""Health, readiness and Prometheus metrics (no credential)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from the_eye.api.problems import error_response
+from the_eye.api.responses import JSONBody
+from the_eye.store import queries
+from the_eye.store.credentials import utcnow
+
+router = APIRouter(tags=["operations"])
+
+METRICS = (
+    ("received", "Events accepted by the ingest API."),
+    ("stored", "Events stored."),
+    ("errored", "Events and bodies kept as error records."),
+    ("duplicates", "Events dropped as repeats of a known event_id."),
+)
+
+
+@router.get("/health/", summary="The process is up")
+async def health() -> JSONBody:
+    return JSONBody({"status": "ok"})
+
+
+@router.get("/ready/", summary="The store and the queue are reachable")
+def ready(request: Request):
+    state = request.app.state
+    checks = {}
+    for part, probe in (("store", lambda: _ping_store(state)), ("queue", state.queue.ping)):
+        try:
+            probe()
+            checks[part] = "ok"
+        except Exception as exc:
+            checks[part] = f"unavailable: {type(exc).__name__}"
+    if all(v == "ok" for v in checks.values()):
+        return JSONBody({"status": "ready", **checks})
+    return error_response(
+        503, "unavailable", "The Eye cannot reach its store or queue.", checks, {"Retry-After": "5"}
+    )
+
+
+def _ping_store(state) -> None:
+    with state.engine.connect() as conn:
+        queries.application_names(conn)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(await run_in_threadpool(render_metrics, request.app.state))
+
+
+def render_metrics(state) -> str:
+    with state.engine.connect() as conn:
+        values = queries.counter_values(conn)
+    lines = []
+    for name, text in METRICS:
+        metric = f"the_eye_events_{name}_total"
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} counter"]
+        lines.append(f"{metric} {values.get(name, 0)}")
+    oldest = state.queue.oldest_received_at()
+    lag = (utcnow() - oldest).total_seconds() if oldest else 0.0
+    lines += [
+        "# HELP the_eye_queue_depth Accepted requests waiting to be processed.",
+        "# TYPE the_eye_queue_depth gauge",
+        f"the_eye_queue_depth {state.queue.depth()}",
+        "# HELP the_eye_processing_lag_seconds Age of the oldest request waiting.",
+        "# TYPE the_eye_processing_lag_seconds gauge",
+        f"the_eye_processing_lag_seconds {max(lag, 0.0):.3f}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,103 @@
+"""`/sessions/`: sessions and their timelines."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query, Request, Response
+
+from the_eye.api.auth import AdminAccess, ReadAccess, SenderAccess
+from the_eye.api.pagination import (
+    CursorParam,
+    Limit,
+    clamp,
+    decode_cursor,
+    iso,
+    page_response,
+    time_filter,
+)
+from the_eye.api.problems import not_found
+from the_eye.api.responses import JSONBody
+from the_eye.api.routes.events import list_events_page
+from the_eye.store import queries
+from the_eye.store.credentials import utcnow
+from the_eye.store.writes import session_create
+
+router = APIRouter(tags=["sessions"])
+
+
+def session_json(row) -> dict:
+    return {
+        "id": row.id,
+        "first_seen": iso(row.first_seen),
+        "last_seen": iso(row.last_seen),
+        "event_count": row.event_count,
+    }
+
+
+@router.post(
+    "/sessions/", status_code=201, summary="Make a session id", dependencies=[SenderAccess]
+)
+def create_session(request: Request) -> JSONBody:
+    """For applications that let The Eye choose their session ids."""
+    session_id = str(uuid.uuid4())
+    with request.app.state.engine.begin() as conn:
+        session_create(conn, session_id, utcnow())
+    return JSONBody({"id": session_id}, status_code=201)
+
+
+@router.get("/sessions/", summary="List sessions", dependencies=[ReadAccess])
+def list_sessions(
+    request: Request,
+    application: str | None = Query(None, description="Application name."),
+    last_seen__gte: str | None = None,
+    last_seen__lte: str | None = None,
+    limit: int = Limit,
+    cursor: str | None = CursorParam,
+) -> JSONBody:
+    keyset = queries.SESSIONS_NEWEST_FIRST
+    after = decode_cursor(cursor, keyset)
+    gte = time_filter(last_seen__gte, "last_seen__gte")
+    lte = time_filter(last_seen__lte, "last_seen__lte")
+    with request.app.state.engine.connect() as conn:
+        app_id = None
+        if application is not None:
+            app_id = queries.application_id(conn, application)
+            if app_id is None:
+                return page_response(request, [], keyset, None)
+        stmt = queries.select_sessions(application_id=app_id, last_seen_gte=gte, last_seen_lte=lte)
+        rows, position = queries.page(conn, stmt, keyset, after, clamp(limit))
+    return page_response(request, [session_json(r) for r in rows], keyset, position)
+
+
+@router.get("/sessions/{session_id}/", summary="One session", dependencies=[ReadAccess])
+def get_session(request: Request, session_id: str) -> JSONBody:
+    with request.app.state.engine.connect() as conn:
+        row = queries.get_session(conn, session_id)
+    if row is None:
+        raise not_found("session")
+    return JSONBody(session_json(row))
+
+
+@router.get(
+    "/sessions/{session_id}/events/",
+    summary="A session's events in the order they happened",
+    dependencies=[ReadAccess],
+)
+def session_events(
+    request: Request, session_id: str, limit: int = Limit, cursor: str | None = CursorParam
+) -> JSONBody:
+    return list_events_page(request, queries.EVENTS_OLDEST_FIRST, cursor, limit, session=session_id)
+
+
+@router.delete(
+    "/sessions/{session_id}/",
+    status_code=204,
+    summary="Erase a session and its events",
+    dependencies=[AdminAccess],
+)
+def delete_session(request: Request, session_id: str) -> Response:
+    with request.app.state.engine.begin() as conn:
+        if not queries.delete_session(conn, session_id):
+            raise not_found("session")
+    return Response(status_code=204)

@@ -1,0 +1,139 @@
+"""`the-eye`: a thin command line over the library."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+
+import click
+
+from the_eye.config import get_settings
+
+
+def _engine():
+    from the_eye.store.engine import create_engine
+    from the_eye.store.migrate import migrate
+
+    engine = create_engine(get_settings())
+    migrate(engine)
+    return engine
+
+
+@click.group()
+@click.version_option(package_name="the-eye")
+def main() -> None:
+    """The Eye: collect user-behaviour events, process them, query them."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    _engine().dispose()
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [THE_EYE_HOST, 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [THE_EYE_PORT, 8000].")
+@click.option(
+    "--workers", type=click.IntRange(1), default=1, show_default=True, help="API processes."
+)
+@click.option(
+    "--processors",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Processor processes started beside the API.",
+)
+@click.option("--no-processor", is_flag=True, help="API only; run `the-eye worker` elsewhere.")
+def serve(host, port, workers, processors, no_processor) -> None:
+    """Migrate if needed, then run the HTTP API and the background processor."""
+    import uvicorn
+
+    from the_eye.processor.worker import run_worker
+    from the_eye.store.credentials import bootstrap
+
+    settings = get_settings()
+    engine = _engine()
+    first = bootstrap(engine)
+    engine.dispose()
+    if first is not None:
+        app, token = first
+        click.echo(
+            "First start over an empty database; these are shown once:\n"
+            f"  application 'default' write key: {app.write_key}\n"
+            f"  admin API token:                 {token}"
+        )
+    spawn = multiprocessing.get_context("spawn")
+    children = []
+    for _ in range(0 if no_processor else processors):
+        child = spawn.Process(target=run_worker, args=(settings, os.getpid()), daemon=False)
+        child.start()
+        children.append(child)
+    try:
+        uvicorn.run(
+            "the_eye.api.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="info",
+        )
+    finally:
+        for child in children:
+            child.terminate()  # SIGTERM: the processor finishes its batch, then exits
+        for child in children:
+            child.join(30)
+
+
+@main.command()
+def worker() -> None:
+    """Run a processor alone, against the configured store and queue."""
+    from the_eye.processor.worker import run_worker
+
+    run_worker(get_settings())
+
+
+@main.group()
+def apps() -> None:
+    """Applications that send events."""
+
+
+@apps.command("create")
+@click.argument("name")
+def apps_create(name: str) -> None:
+    """Create an application and print its write key (shown only now)."""
+    from the_eye.store.credentials import NameTaken, create_application
+
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            app = create_application(conn, name)
+    except NameTaken as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(app.write_key)
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens for the data team."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(["read", "admin"]), default="read", show_default=True)
+def tokens_create(name: str, scope: str) -> None:
+    """Create an API token and print it (shown only now)."""
+    from the_eye.store.credentials import create_token
+
+    engine = _engine()
+    with engine.begin() as conn:
+        click.echo(create_token(conn, name, scope))

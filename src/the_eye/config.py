@@ -1,0 +1,51 @@
+"""Settings: the one place The Eye reads its environment (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of The Eye, read from `THE_EYE_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="THE_EYE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///the-eye.db", description="SQLAlchemy URL of the store (SQLite or PostgreSQL)."
+    )
+    queue_url: str = Field("db", description="`db` (inbox table) or `redis://host:port/n`.")
+    admin_token: str | None = Field(None, description="Accepted as an admin API token when set.")
+    cors_origins: str = Field("", description="Comma-separated origins allowed by CORS.")
+
+    max_body_bytes: int = Field(5 * MIB, description="Largest request body, after gzip decoding.")
+    max_event_bytes: int = Field(64 * 1024, description="Largest single event.")
+    max_clock_skew: float = Field(60.0, description="Seconds an event may lie in the future.")
+    max_error_payload_bytes: int = Field(
+        64 * 1024, description="How much of an unparseable body an error record keeps."
+    )
+
+    batch_size: int = Field(200, description="Inbox messages (requests) a processor takes at once.")
+    poll_interval: float = Field(0.02, description="Seconds an idle processor waits between polls.")
+    key_cache_seconds: float = Field(2.0, description="How long a write-key lookup is cached.")
+    sqlite_synchronous: str = Field(
+        "NORMAL",
+        description="SQLite `synchronous`: NORMAL survives process crashes, FULL power loss.",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

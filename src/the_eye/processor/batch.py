@@ -1,0 +1,100 @@
+"""Turn queued messages into rows: events to store and errors to keep. Pure, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from the_eye.processor.checks import EventRejected, Limits, SchemaCheck, ValidEvent, check_event
+from the_eye.queue import EVENTS, Message
+from the_eye.wire import BodyRejected, decode_body, events_in
+
+
+@dataclass(slots=True)
+class BatchRows:
+    """The rows one batch of messages produces."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def process_messages(
+    messages: list[Message], limits: Limits, schema_check: SchemaCheck | None = None
+) -> BatchRows:
+    """Check every event of every message, in order."""
+    rows = BatchRows()
+    for message in messages:
+        process_message(message, limits, schema_check, rows)
+    return rows
+
+
+def process_message(
+    message: Message, limits: Limits, schema_check: SchemaCheck | None, rows: BatchRows
+) -> None:
+    if message.kind != EVENTS:
+        rows.errors.append(body_error(message, _body_problem(message.body)))
+        return
+    try:
+        raws = events_in(decode_body(message.body))
+    except BodyRejected as exc:
+        rows.errors.append(body_error(message, str(exc)))
+        return
+    if len(raws) != len(message.event_ids):
+        rows.errors.append(
+            body_error(
+                message, "The queued message does not match its event ids.", "processing_failed"
+            )
+        )
+        return
+    for raw, event_id in zip(raws, message.event_ids, strict=True):
+        outcome = check_event(raw, event_id, message.received_at, limits, schema_check)
+        if isinstance(outcome, ValidEvent):
+            rows.events.append(event_row(outcome, message))
+        else:
+            rows.errors.append(error_row(outcome, message))
+
+
+def event_row(event: ValidEvent, message: Message) -> dict[str, Any]:
+    return {
+        "application_id": message.application_id,
+        "event_id": event.event_id,
+        "session_id": event.session_id,
+        "category": event.category,
+        "name": event.name,
+        "data": event.data,
+        "timestamp": event.timestamp,
+        "received_at": message.received_at,
+    }
+
+
+def error_row(rejected: EventRejected, message: Message) -> dict[str, Any]:
+    return {
+        "application_id": message.application_id,
+        "event_id": rejected.event_id,
+        "reason": rejected.reason,
+        "message": rejected.message,
+        "details": rejected.details,
+        "payload": rejected.payload,
+        "received_at": message.received_at,
+    }
+
+
+def body_error(message: Message, text: str, reason: str = "invalid_json") -> dict[str, Any]:
+    """An error record for a whole request body."""
+    return {
+        "application_id": message.application_id,
+        "event_id": None,
+        "reason": reason,
+        "message": text,
+        "details": None,
+        "payload": message.body.decode("utf-8", errors="replace"),
+        "received_at": message.received_at,
+    }
+
+
+def _body_problem(body: bytes) -> str:
+    try:
+        events_in(decode_body(body))
+    except BodyRejected as exc:
+        return str(exc)
+    return "The body could not be read."

@@ -1,0 +1,153 @@
+"""The checks of API.md "Processing" as pure functions: a raw event in, an event or an error out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from the_eye.wire import MAX_KEY_LENGTH
+
+MAX_NAME_LENGTH = 100
+
+_encode = msgspec.json.encode
+
+
+@dataclass(slots=True)
+class Limits:
+    """The limits a check applies, taken from the settings."""
+
+    max_event_bytes: int = 64 * 1024
+    max_clock_skew: timedelta = timedelta(seconds=60)
+
+
+@dataclass(slots=True)
+class ValidEvent:
+    """An event that passed every check, ready to store."""
+
+    event_id: str
+    session_id: str
+    category: str
+    name: str
+    data: dict[str, Any]
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class EventRejected:
+    """An event that failed a check: what becomes an error record."""
+
+    reason: str
+    message: str
+    payload: str
+    event_id: str | None = None
+    details: dict[str, Any] | None = field(default=None)
+
+
+# A schema check takes (category, name, data) and answers None or (message, details).
+SchemaCheck = Callable[[str, str, dict[str, Any]], tuple[str, dict[str, Any]] | None]
+
+
+def check_event(
+    raw: Any,
+    event_id: str,
+    received_at: datetime,
+    limits: Limits,
+    schema_check: SchemaCheck | None = None,
+) -> ValidEvent | EventRejected:
+    """Run the checks of API.md "Processing" in order; the first that fails decides."""
+    encoded = _encode(raw)
+
+    def reject(reason: str, message: str, **details: Any) -> EventRejected:
+        return EventRejected(reason, message, encoded.decode(), event_id, details or None)
+
+    if not isinstance(raw, dict):
+        return reject("invalid_event", "An event must be a JSON object.")
+    session_id = raw.get("session_id")
+    if session_id is None and isinstance(raw.get("session"), dict):
+        session_id = raw["session"].get("id")
+    for field_name, value, limit in (
+        ("session_id", session_id, MAX_KEY_LENGTH),
+        ("category", raw.get("category"), MAX_NAME_LENGTH),
+        ("name", raw.get("name"), MAX_NAME_LENGTH),
+    ):
+        problem = _string_problem(value, limit)
+        if problem:
+            return reject("invalid_event", f"`{field_name}` {problem}.", field=field_name)
+    if "data" not in raw:
+        return reject("invalid_event", "`data` is required.", field="data")
+    if "timestamp" not in raw:
+        return reject("invalid_event", "`timestamp` is required.", field="timestamp")
+    client_key = raw.get("event_id")
+    if client_key is not None:
+        problem = _string_problem(client_key, MAX_KEY_LENGTH)
+        if problem:
+            return reject("invalid_event", f"`event_id` {problem}.", field="event_id")
+
+    if len(encoded) > limits.max_event_bytes:
+        return reject(
+            "event_too_large",
+            f"The event is {len(encoded)} bytes; the limit is {limits.max_event_bytes}.",
+            size=len(encoded),
+            limit=limits.max_event_bytes,
+        )
+
+    data = raw["data"]
+    if not isinstance(data, dict):
+        return reject("invalid_data", "`data` must be a JSON object.", field="data")
+    if not data:
+        return reject("invalid_data", "`data` must have at least one key.", field="data")
+
+    timestamp = parse_timestamp(raw["timestamp"])
+    if timestamp is None:
+        return reject(
+            "invalid_timestamp",
+            "`timestamp` is not an ISO 8601 date and time.",
+            field="timestamp",
+        )
+    if timestamp > received_at + limits.max_clock_skew:
+        return reject(
+            "future_timestamp",
+            "`timestamp` is later than the time The Eye received the event.",
+            field="timestamp",
+            received_at=format_timestamp(received_at),
+        )
+
+    if schema_check is not None:
+        violation = schema_check(raw["category"], raw["name"], data)
+        if violation is not None:
+            message, details = violation
+            return reject("schema_violation", message, **details)
+
+    return ValidEvent(event_id, session_id, raw["category"], raw["name"], data, timestamp)
+
+
+def _string_problem(value: Any, limit: int) -> str | None:
+    if value is None:
+        return "is required"
+    if not isinstance(value, str):
+        return "must be a string"
+    if not 0 < len(value) <= limit:
+        return f"must be 1 to {limit} characters long"
+    return None
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 string (`T` or space, optional fraction and offset) as naive UTC, or None."""
+    if not isinstance(value, str) or len(value) < 10 or len(value) > 64:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def format_timestamp(value: datetime) -> str:
+    """A naive UTC datetime as API.md prints it: `2021-01-01T09:15:27.243860Z`."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,138 @@
+"""The processor loop: take a batch from the queue, check it, store it, acknowledge it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from the_eye.config import Settings
+from the_eye.processor.batch import BatchRows, body_error, process_messages
+from the_eye.processor.checks import Limits
+from the_eye.queue import Delivery, Queue, open_queue
+from the_eye.store.engine import create_engine
+from the_eye.store.writes import WriteResult, bump_counters, store_errors, store_events
+
+log = logging.getLogger("the_eye.processor")
+
+TRANSIENT = (OperationalError,)
+
+
+@dataclass
+class Processor:
+    """Drains a queue into the store, batch by batch."""
+
+    engine: Engine
+    queue: Queue
+    limits: Limits
+    batch_size: int = 200
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Processor:
+        engine = create_engine(settings)
+        return cls(
+            engine=engine,
+            queue=open_queue(settings, engine),
+            limits=Limits(
+                max_event_bytes=settings.max_event_bytes,
+                max_clock_skew=timedelta(seconds=settings.max_clock_skew),
+            ),
+            batch_size=settings.batch_size,
+        )
+
+    def run_once(self, limit: int | None = None) -> int:
+        """Process one batch; return how many messages it took (0 when idle)."""
+        with self.queue.consume(limit or self.batch_size) as delivery:
+            if not delivery.messages:
+                return 0
+            self._record(delivery)
+            return len(delivery.messages)
+
+    def _record(self, delivery: Delivery) -> None:
+        conn = delivery.connection
+        try:
+            with conn.begin_nested():
+                write(conn, process_messages(delivery.messages, self.limits))
+        except TRANSIENT:
+            raise
+        except Exception:
+            # One message breaks the batch: store the others, and keep the culprit as an error
+            # so that it cannot block the queue.
+            log.exception("batch failed; isolating its messages one by one")
+            for message in delivery.messages:
+                try:
+                    with conn.begin_nested():
+                        write(conn, process_messages([message], self.limits))
+                except TRANSIENT:
+                    raise
+                except Exception as exc:
+                    log.exception("message %s could not be processed", message.queue_id)
+                    rows = BatchRows(
+                        errors=[body_error(message, _failure(exc), "processing_failed")]
+                    )
+                    with conn.begin_nested():
+                        write(conn, rows)
+
+    def drain(self) -> int:
+        """Process until the queue is empty; return the messages processed."""
+        total = 0
+        while n := self.run_once():
+            total += n
+        return total
+
+    def run(
+        self, stop: threading.Event, poll_interval: float = 0.02, parent_pid: int | None = None
+    ) -> None:
+        """Run until `stop` is set or the parent is gone; back off while the store is down."""
+        backoff = poll_interval
+        while not stop.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                log.warning("parent process gone; processor stopping")
+                return
+            try:
+                if not self.queue.has_messages():
+                    stop.wait(poll_interval)
+                    continue
+                self.run_once()
+                backoff = poll_interval
+            except (DBAPIError, ConnectionError, OSError) as exc:
+                log.warning("store or queue unavailable (%s); retrying in %.1fs", exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def close(self) -> None:
+        self.queue.close()
+        self.engine.dispose()
+
+
+def write(conn, rows: BatchRows) -> WriteResult:
+    stored = store_events(conn, rows.events)
+    store_errors(conn, rows.errors)
+    result = WriteResult(
+        stored=stored, duplicates=len(rows.events) - stored, errored=len(rows.errors)
+    )
+    bump_counters(conn, result)
+    return result
+
+
+def _failure(exc: Exception) -> str:
+    return f"The processor could not handle this request ({type(exc).__name__})."
+
+
+def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
+    """Entry point of a processor process: runs until SIGTERM or SIGINT, finishing its batch."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    processor = Processor.from_settings(settings)
+    log.info("processor started (pid %s)", os.getpid())
+    try:
+        processor.run(stop, settings.poll_interval, parent_pid)
+    finally:
+        processor.close()

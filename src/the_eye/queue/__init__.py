@@ -1,0 +1,27 @@
+"""The queue between ingest and processing, and the choice of backend from the settings."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+
+from the_eye.config import Settings
+from the_eye.queue.base import EVENTS, INVALID_BODY, Delivery, Message, Queue, QueueUnavailable
+
+__all__ = [
+    "EVENTS",
+    "INVALID_BODY",
+    "Delivery",
+    "Message",
+    "Queue",
+    "QueueUnavailable",
+    "open_queue",
+]
+
+
+def open_queue(settings: Settings, engine: Engine) -> Queue:
+    """The queue `settings.queue_url` names."""
+    if settings.queue_url == "db":
+        from the_eye.queue.db import DatabaseQueue
+
+        return DatabaseQueue(engine)
+    raise ValueError(f"Unsupported THE_EYE_QUEUE_URL {settings.queue_url!r}: use `db`.")

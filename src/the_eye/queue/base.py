@@ -1,0 +1,73 @@
+"""The queue interface between ingest and processing: one small contract, one class per backend."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+EVENTS = "events"
+INVALID_BODY = "invalid_body"
+
+
+class QueueUnavailable(RuntimeError):
+    """The queue cannot take messages now; the caller should answer 503 and retry later."""
+
+
+@dataclass(slots=True)
+class Message:
+    """One accepted request: its raw body and the event ids the `202` promised, in order."""
+
+    application_id: int
+    kind: str
+    received_at: datetime
+    event_ids: list[str]
+    body: bytes
+    queue_id: Any = field(default=None)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """Messages handed to a processor, with the store transaction that must record them."""
+
+    messages: list[Message]
+    connection: Connection
+
+
+class Queue(ABC):
+    """Carries accepted requests from the API to the processors, durably."""
+
+    @abstractmethod
+    async def publish(self, messages: list[Message]) -> None:
+        """Append messages; when this returns they survive a crash of any process."""
+
+    @abstractmethod
+    def consume(self, limit: int) -> AbstractContextManager[Delivery]:
+        """Take up to `limit` messages inside a store transaction.
+
+        Leaving the block normally commits the store writes made on `delivery.connection`
+        and acknowledges the messages; an exception rolls back and leaves them queued.
+        """
+
+    @abstractmethod
+    def has_messages(self) -> bool:
+        """Whether anything waits, checked cheaply so idle processors do not lock the store."""
+
+    @abstractmethod
+    def depth(self) -> int:
+        """How many messages wait."""
+
+    @abstractmethod
+    def oldest_received_at(self) -> datetime | None:
+        """When the oldest waiting message was received, for the processing lag."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if the queue is unreachable."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and threads."""

@@ -1,0 +1,121 @@
+"""Applications' write keys and the data team's API tokens: made once, stored hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from the_eye.store.tables import api_tokens, applications
+
+WRITE_KEY_PREFIX = "eye_wk_"
+TOKEN_PREFIX = "eye_tk_"
+SCOPES = ("read", "admin")
+
+
+def hash_secret(secret: str) -> str:
+    """Keys are long and random, so a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(24)
+
+
+@dataclass(slots=True)
+class Application:
+    id: int
+    name: str
+    active: bool
+    created_at: datetime
+    write_key: str | None = None
+
+
+class NameTaken(ValueError):
+    """An application with that name exists already."""
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime the store keeps."""
+    return datetime.utcnow()
+
+
+def create_application(conn: Connection, name: str) -> Application:
+    """A new application and its write key, which is shown only in the returned value."""
+    if conn.execute(sa.select(applications.c.id).where(applications.c.name == name)).first():
+        raise NameTaken(f"An application named {name!r} exists already.")
+    key = new_secret(WRITE_KEY_PREFIX)
+    now = utcnow()
+    app_id = conn.execute(
+        applications.insert().returning(applications.c.id),
+        {"name": name, "write_key_hash": hash_secret(key), "active": True, "created_at": now},
+    ).scalar_one()
+    return Application(app_id, name, True, now, key)
+
+
+def rotate_write_key(conn: Connection, app_id: int) -> Application | None:
+    key = new_secret(WRITE_KEY_PREFIX)
+    row = conn.execute(
+        applications.update()
+        .where(applications.c.id == app_id)
+        .values(write_key_hash=hash_secret(key), active=True)
+        .returning(applications.c.name, applications.c.created_at)
+    ).first()
+    if row is None:
+        return None
+    return Application(app_id, row.name, True, row.created_at, key)
+
+
+def revoke_application(conn: Connection, app_id: int) -> bool:
+    result = conn.execute(
+        applications.update().where(applications.c.id == app_id).values(active=False)
+    )
+    return result.rowcount > 0
+
+
+def application_for_key(conn: Connection, key: str) -> int | None:
+    """The id of the active application whose write key this is."""
+    return conn.execute(
+        sa.select(applications.c.id).where(
+            applications.c.write_key_hash == hash_secret(key), applications.c.active
+        )
+    ).scalar()
+
+
+def create_token(conn: Connection, name: str, scope: str) -> str:
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    token = new_secret(TOKEN_PREFIX)
+    conn.execute(
+        api_tokens.insert(),
+        {
+            "name": name,
+            "token_hash": hash_secret(token),
+            "scope": scope,
+            "active": True,
+            "created_at": utcnow(),
+        },
+    )
+    return token
+
+
+def token_scope(conn: Connection, token: str) -> str | None:
+    return conn.execute(
+        sa.select(api_tokens.c.scope).where(
+            api_tokens.c.token_hash == hash_secret(token), api_tokens.c.active
+        )
+    ).scalar()
+
+
+def bootstrap(engine: Engine) -> tuple[Application, str] | None:
+    """On an empty database, the `default` application and a first admin token."""
+    with engine.begin() as conn:
+        has_apps = conn.execute(sa.select(applications.c.id).limit(1)).first()
+        has_tokens = conn.execute(sa.select(api_tokens.c.id).limit(1)).first()
+        if has_apps or has_tokens:
+            return None
+        return create_application(conn, "default"), create_token(conn, "bootstrap", "admin")

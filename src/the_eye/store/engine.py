@@ -1,0 +1,45 @@
+"""Database engines for the store: SQLite (WAL, one file) or PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from the_eye.config import Settings
+
+
+def normalise_url(url: str) -> str:
+    """Point plain `postgresql://` URLs at psycopg 3, the driver The Eye ships with."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(settings: Settings) -> Engine:
+    """An engine for `settings.database_url`, tuned for its backend."""
+    url = normalise_url(settings.database_url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, settings.sqlite_synchronous)
+    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str, synchronous: str) -> Engine:
+    engine = sa.create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin,
+        # so that savepoints work and every transaction is explicit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+    return engine

@@ -1,0 +1,103 @@
+"""The store's tables, as SQLAlchemy Core metadata shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+# SQLite only aliases the rowid for a column declared exactly INTEGER PRIMARY KEY.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+applications = sa.Table(
+    "applications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("write_key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("strict", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("first_seen", sa.DateTime, nullable=True),
+    sa.Column("last_seen", sa.DateTime, nullable=True),
+    sa.Column("event_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index("ix_sessions_last_seen", "last_seen", "id"),
+    sa.Index("ix_sessions_created_at", "created_at", "id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True),
+    sa.Column("application_id", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("session_id", sa.String(128), nullable=False),
+    sa.Column("category", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("timestamp", sa.DateTime, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("application_id", "event_id", name="uq_events_application_event_id"),
+    sa.Index("ix_events_session_timestamp", "session_id", "timestamp", "id"),
+    sa.Index("ix_events_category_timestamp", "category", "timestamp", "id"),
+    sa.Index("ix_events_timestamp", "timestamp", "id"),
+)
+
+errors = sa.Table(
+    "errors",
+    metadata,
+    sa.Column("id", BigId, primary_key=True),
+    sa.Column("application_id", sa.Integer, nullable=True),
+    sa.Column("event_id", sa.String(128), nullable=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("details", Json, nullable=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("replayed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("replayed_event_id", sa.BigInteger, nullable=True),
+    sa.Index("ix_errors_received_at", "received_at", "id"),
+    sa.Index("ix_errors_reason_received_at", "reason", "received_at", "id"),
+)
+
+# The `db` queue: one row per accepted request, deleted in the transaction that processes it.
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True),
+    sa.Column("application_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("event_ids", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)
+
+# Running totals for /metrics, bumped once per batch rather than counted over big tables.
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+COUNTER_NAMES = ("received", "stored", "errored", "duplicates")
