@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(200, description="Inbox messages (requests) a processor takes at once.")
     poll_interval: float = Field(0.02, description="Seconds an idle processor waits between polls.")
     key_cache_seconds: float = Field(2.0, description="How long a write-key lookup is cached.")
+    sqlite_busy_timeout_ms: int = Field(
+        5000, description="How long a SQLite writer waits for the lock before giving up (503)."
+    )
     sqlite_synchronous: str = Field(
         "NORMAL",
         description="SQLite `synchronous`: NORMAL survives process crashes, FULL power loss.",

@@ -100,6 +100,9 @@ def check_event(
         return reject("invalid_data", "`data` must be a JSON object.", field="data")
     if not data:
         return reject("invalid_data", "`data` must have at least one key.", field="data")
+    # PostgreSQL cannot store NUL in text or jsonb; refuse it on every backend alike.
+    if b"\\u0000" in encoded and b"\\u0000" in _encode(data):
+        return reject("invalid_data", "`data` must not contain the NUL character.", field="data")
 
     timestamp = parse_timestamp(raw["timestamp"])
     if timestamp is None:
@@ -132,6 +135,8 @@ def _string_problem(value: Any, limit: int) -> str | None:
         return "must be a string"
     if not 0 < len(value) <= limit:
         return f"must be 1 to {limit} characters long"
+    if "\x00" in value:
+        return "must not contain the NUL character"
     return None
 
 

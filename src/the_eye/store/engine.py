@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
@@ -20,12 +21,28 @@ def create_engine(settings: Settings) -> Engine:
     """An engine for `settings.database_url`, tuned for its backend."""
     url = normalise_url(settings.database_url)
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, settings.sqlite_synchronous)
-    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        return _sqlite_engine(url, settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms)
+    return sa.create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        json_serializer=_dumps,
+        json_deserializer=orjson.loads,
+    )
 
 
-def _sqlite_engine(url: str, synchronous: str) -> Engine:
-    engine = sa.create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+def _dumps(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int) -> Engine:
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+        json_serializer=_dumps,
+        json_deserializer=orjson.loads,
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -35,7 +52,7 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")

@@ -1,0 +1,163 @@
+"""`POST /events/`: body shapes, credentials, limits, and that the answer means durably queued."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+
+import httpx
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import LiveServer, fetch_all, make_event
+from the_eye.config import Settings
+from the_eye.store.credentials import create_application
+from the_eye.store.engine import create_engine
+from the_eye.store.migrate import migrate
+from the_eye.store.tables import inbox
+
+
+def inbox_rows(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one()
+
+
+def test_single_event_is_queued_and_answered_with_its_id(sender, engine):
+    response = sender.post("/events/", json=make_event())
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 1 and len(body["event_ids"]) == 1
+    assert inbox_rows(engine) == 1  # durable before the answer
+
+
+def test_array_and_batch_bodies(sender):
+    events = [make_event(event_id=f"e{i}") for i in range(3)]
+    array = sender.post("/events/", json=events)
+    assert array.json() == {"accepted": 3, "event_ids": ["e0", "e1", "e2"]}
+    batch = sender.post("/events", json={"batch": events[:2], "sent_at": "2021-01-01T09:16:00Z"})
+    assert batch.status_code == 202
+    assert batch.json()["event_ids"] == ["e0", "e1"]
+
+
+def test_event_ids_keep_the_order_sent_and_fill_in_missing_ones(sender):
+    events = [make_event(event_id="mine"), make_event(), make_event(event_id=7)]
+    ids = sender.post("/events/", json=events).json()["event_ids"]
+    assert ids[0] == "mine"
+    assert ids[1] != ids[2] and "mine" not in ids[1:]
+
+
+def test_write_key_in_body_and_basic_auth(server, creds, processor, reader):
+    with httpx.Client(base_url=server.url) as anonymous:
+        in_body = anonymous.post(
+            "/events/", json={"writeKey": creds.write_key, "batch": [make_event()]}
+        )
+        assert in_body.status_code == 202
+        basic = base64.b64encode(f"{creds.write_key}:".encode()).decode()
+        as_basic = anonymous.post(
+            "/events/", json=make_event(), headers={"Authorization": f"Basic {basic}"}
+        )
+        assert as_basic.status_code == 202
+    processor.drain()
+    events = fetch_all(reader, "/events/")
+    assert {e["application"] for e in events} == {"web"}
+    assert len(events) == 2
+
+
+def test_gzip_and_text_plain_bodies(sender, processor, reader):
+    body = gzip.compress(orjson.dumps([make_event(event_id="gz")]))
+    gz = sender.post(
+        "/events/",
+        content=body,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert gz.status_code == 202 and gz.json()["event_ids"] == ["gz"]
+    beacon = sender.post(
+        "/events/",
+        content=orjson.dumps(make_event(event_id="beacon")),
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
+    )
+    assert beacon.status_code == 202
+    processor.drain()
+    assert {e["event_id"] for e in fetch_all(reader, "/events/")} == {"gz", "beacon"}
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'"a string"', b"42", b""])
+def test_invalid_json_is_400_and_kept_as_an_error(sender, processor, reader, body):
+    response = sender.post("/events/", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    processor.drain()
+    errors = fetch_all(reader, "/errors/")
+    assert [e["reason"] for e in errors] == ["invalid_json"]
+    detail = reader.get(f"/errors/{errors[0]['id']}/").json()
+    assert detail["payload"] == body.decode()
+    assert detail["application"] == "web"
+
+
+def test_corrupt_gzip_is_400(sender):
+    response = sender.post("/events/", content=b"not gzip", headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+def test_missing_unknown_and_revoked_keys_are_401(server, sender, reader, creds):
+    with httpx.Client(base_url=server.url) as anonymous:
+        missing = anonymous.post("/events/", json=make_event())
+        unknown = anonymous.post(
+            "/events/", json=make_event(), headers={"Authorization": "Bearer eye_wk_nope"}
+        )
+        bad_in_body = anonymous.post("/events/", json={"writeKey": "nope", "batch": []})
+    for response in (missing, unknown, bad_in_body):
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+    assert sender.post("/events/", json=make_event()).status_code == 202
+    assert reader.delete(f"/applications/{creds.application_id}/").status_code == 204
+    revoked = sender.post("/events/", json=make_event())
+    assert revoked.status_code == 401
+
+
+def test_write_key_on_a_read_endpoint_is_403(sender):
+    response = sender.get("/events/")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+
+
+def test_body_over_the_limit_is_413(server, creds, settings):
+    limit = settings.max_body_bytes
+    headers = {"Authorization": f"Bearer {creds.write_key}"}
+    with httpx.Client(base_url=server.url, headers=headers) as client:
+        big = client.post("/events/", content=b"[" + b" " * limit + b"]")
+        assert big.status_code == 413
+        assert big.json()["error"]["code"] == "payload_too_large"
+        # Measured after decoding: a small gzip body that inflates past the limit.
+        bomb = gzip.compress(b"[" + b" " * (limit + 10) + b"]")
+        assert len(bomb) < limit
+        inflated = client.post("/events/", content=bomb, headers={"Content-Encoding": "gzip"})
+        assert inflated.status_code == 413
+
+
+def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(tmp_path):
+    """A store that cannot take the write (here: another connection holds SQLite's lock)."""
+    db = tmp_path / "locked.db"
+    settings = Settings(database_url=f"sqlite:///{db}", sqlite_busy_timeout_ms=100, _env_file=None)
+    engine = create_engine(settings)
+    migrate(engine)
+    with engine.begin() as conn:
+        key = create_application(conn, "locked").write_key
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
+        blocker = engine.raw_connection()
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            response = client.post("/events/", json=make_event(), headers=headers)
+        finally:
+            blocker.rollback()
+            blocker.close()
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert response.json()["error"]["code"] == "unavailable"
+        assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
+    assert inbox_rows(engine) == 2
+    engine.dispose()

@@ -1,0 +1,190 @@
+"""From 202 to stored: every accepted event ends as exactly one event or one error."""
+
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import sqlalchemy as sa
+
+from tests.conftest import fetch_all, make_event
+from the_eye.queue import EVENTS, Message
+from the_eye.store.credentials import utcnow
+from the_eye.store.tables import errors, events, inbox, sessions
+
+
+def count(engine, table) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_each_reason_becomes_an_error_and_good_events_of_the_batch_are_stored(
+    sender, processor, reader
+):
+    batch = [
+        make_event(event_id="good-1"),
+        "not an object",
+        make_event(event_id="too-big", data={"blob": "x" * 70_000}),
+        make_event(event_id="bad-data", data=[]),
+        make_event(event_id="bad-time", timestamp="someday"),
+        make_event(event_id="future", timestamp="2999-01-01T00:00:00Z"),
+        make_event(event_id="good-2", session_id="s-2"),
+    ]
+    assert sender.post("/events/", json=batch).status_code == 202
+    processor.drain()
+    stored = fetch_all(reader, "/events/", ordering="timestamp")
+    assert sorted(e["event_id"] for e in stored) == ["good-1", "good-2"]
+    reasons = {e["event_id"]: e["reason"] for e in fetch_all(reader, "/errors/")}
+    assert sorted(reasons.values()) == sorted(
+        [
+            "invalid_event",
+            "event_too_large",
+            "invalid_data",
+            "invalid_timestamp",
+            "future_timestamp",
+        ]
+    )
+    assert reasons["future"] == "future_timestamp"
+    assert reasons["bad-data"] == "invalid_data"
+    one = fetch_all(reader, "/errors/", reason="invalid_timestamp")[0]
+    detail = reader.get(f"/errors/{one['id']}/").json()
+    assert "someday" in detail["payload"]
+    assert detail["details"] == {"field": "timestamp"}
+
+
+def test_every_accepted_event_ends_as_exactly_one_event_or_error(server, creds, processor, engine):
+    """5,000 mixed events from 8 threads, processed while they arrive."""
+    stop = threading.Event()
+    background = threading.Thread(target=processor.run, args=(stop, 0.01))
+    background.start()
+    rng = random.Random(7)
+
+    def post_some(worker: int) -> int:
+        accepted = 0
+        headers = {"Authorization": f"Bearer {creds.write_key}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+            for request in range(25):
+                batch = []
+                for i in range(25):
+                    kind = rng.random()
+                    if kind < 0.7:
+                        batch.append(make_event(session=f"s-{rng.randrange(50)}"))
+                    elif kind < 0.8:
+                        batch.append(make_event(data={}))
+                    elif kind < 0.9:
+                        batch.append(make_event(timestamp="2999-01-01T00:00:00"))
+                    else:
+                        batch.append([worker, request, i])
+                response = client.post("/events/", json=batch)
+                assert response.status_code == 202, response.text
+                accepted += response.json()["accepted"]
+        return accepted
+
+    with ThreadPoolExecutor(8) as pool:
+        accepted = sum(pool.map(post_some, range(8)))
+    stop.set()
+    background.join()
+    processor.drain()
+    assert accepted == 5000
+    assert count(engine, events) + count(engine, errors) == 5000
+    assert count(engine, inbox) == 0
+    with engine.connect() as conn:
+        counted = conn.execute(sa.select(sa.func.sum(sessions.c.event_count))).scalar_one()
+    assert counted == count(engine, events)
+
+
+def test_same_event_id_three_times_is_stored_once(sender, processor, reader):
+    for _ in range(3):
+        sender.post("/events/", json=make_event(session="once", event_id="k-1"))
+    sender.post("/events/", json=[make_event(session="once", event_id="k-1")] * 2)
+    processor.drain()
+    assert len(fetch_all(reader, "/events/", session="once")) == 1
+    assert reader.get("/sessions/once/").json()["event_count"] == 1
+    metrics = reader.get("/metrics").text
+    assert "the_eye_events_duplicates_total 4" in metrics
+
+
+def test_same_event_id_from_two_applications_are_two_events(sender, processor, reader, engine):
+    other = reader.post("/applications/", json={"name": "mobile"}).json()["write_key"]
+    sender.post("/events/", json=make_event(event_id="shared"))
+    sender.post(
+        "/events/", json=make_event(event_id="shared"), headers={"Authorization": f"Bearer {other}"}
+    )
+    processor.drain()
+    assert {e["application"] for e in fetch_all(reader, "/events/")} == {"web", "mobile"}
+
+
+def test_concurrent_first_events_of_one_session_make_one_row(server, creds, settings, reader):
+    """20 threads post to one new session while two processors run."""
+    from the_eye.processor.worker import Processor
+
+    stop = threading.Event()
+    processors = [Processor.from_settings(settings) for _ in range(2)]
+    threads = [threading.Thread(target=p.run, args=(stop, 0.005)) for p in processors]
+    for t in threads:
+        t.start()
+
+    def post(i: int) -> None:
+        headers = {"Authorization": f"Bearer {creds.write_key}"}
+        with httpx.Client(base_url=server.url, headers=headers) as client:
+            for j in range(10):
+                event = make_event(
+                    session="shared-session", timestamp=f"2021-01-01 09:{i:02d}:{j:02d}"
+                )
+                assert client.post("/events/", json=event).status_code == 202
+
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(post, range(20)))
+    stop.set()
+    for t in threads:
+        t.join()
+    processors[0].drain()
+    for p in processors:
+        p.close()
+    session = reader.get("/sessions/shared-session/").json()
+    assert session["event_count"] == 200
+    assert session["first_seen"] == "2021-01-01T09:00:00.000000Z"
+    assert session["last_seen"] == "2021-01-01T09:19:09.000000Z"
+    assert len(fetch_all(reader, "/sessions/")) == 1
+
+
+def test_a_poison_message_becomes_an_error_and_does_not_block_the_queue(
+    sender, processor, reader, creds
+):
+    import asyncio
+
+    # A message whose ids do not match its events cannot come from the API; it stands for
+    # any message that breaks processing.
+    poison = Message(creds.application_id, EVENTS, utcnow(), ["a", "b"], b"[1, 2, 3")
+    asyncio.run(processor.queue.publish([poison]))
+    sender.post("/events/", json=make_event(event_id="after"))
+    processor.drain()
+    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["after"]
+    assert [e["reason"] for e in fetch_all(reader, "/errors/")] == ["invalid_json"]
+
+
+def test_an_event_the_store_cannot_take_is_isolated_as_an_error(sender, processor, reader, engine):
+    """A request that makes the store write fail: the batch around it is stored, it is kept."""
+    sender.post("/events/", json=make_event(event_id="before"))
+    # An integer beyond 64 bits is valid JSON, but no JSON column here can store it.
+    poison = b'{"session_id": "p", "category": "c", "name": "n", "timestamp": "2021-01-01",'
+    poison += b' "data": {"n": 123456789012345678901234567890}}'
+    assert sender.post("/events/", content=poison).status_code == 202
+    sender.post("/events/", json=make_event(event_id="after"))
+    processor.drain()
+    assert sorted(e["event_id"] for e in fetch_all(reader, "/events/")) == ["after", "before"]
+    (error,) = fetch_all(reader, "/errors/")
+    assert error["reason"] == "processing_failed"
+    assert reader.get(f"/errors/{error['id']}/").json()["payload"] == poison.decode()
+    assert count(engine, inbox) == 0
+
+
+def test_nul_characters_are_rejected_on_every_backend(sender, processor, reader):
+    sender.post("/events/", json=[make_event(data={"q": "a\x00b"}), make_event(name="x\x00")])
+    processor.drain()
+    assert sorted(e["reason"] for e in fetch_all(reader, "/errors/")) == [
+        "invalid_data",
+        "invalid_event",
+    ]
