@@ -14,9 +14,8 @@ from the_eye.processor.checks import (
     Limits,
     ValidEvent,
     check_event,
-    format_timestamp,
-    parse_timestamp,
 )
+from the_eye.timestamps import format_timestamp, parse_timestamp
 
 RECEIVED = datetime(2021, 1, 1, 10, 0, 0)
 LIMITS = Limits(max_event_bytes=1024, max_clock_skew=timedelta(seconds=60))

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from tests.conftest import fetch_all, make_event
 from the_eye.queue import EVENTS, Message
-from the_eye.store.credentials import utcnow
 from the_eye.store.tables import errors, events, inbox, sessions
+from the_eye.timestamps import utcnow
 
 
 def count(engine, table) -> int:

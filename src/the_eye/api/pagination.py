@@ -12,8 +12,8 @@ from fastapi import Query, Request
 
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
-from the_eye.processor.checks import format_timestamp, parse_timestamp
 from the_eye.store.queries import Keyset
+from the_eye.timestamps import format_timestamp, parse_timestamp
 
 MAX_LIMIT = 1000
 

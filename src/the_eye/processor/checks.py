@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
+from the_eye.timestamps import format_timestamp, parse_timestamp
 from the_eye.wire import MAX_KEY_LENGTH
 
 MAX_NAME_LENGTH = 100
@@ -138,21 +139,3 @@ def _string_problem(value: Any, limit: int) -> str | None:
     if "\x00" in value:
         return "must not contain the NUL character"
     return None
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """An ISO 8601 string (`T` or space, optional fraction and offset) as naive UTC, or None."""
-    if not isinstance(value, str) or len(value) < 10 or len(value) > 64:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
-
-
-def format_timestamp(value: datetime) -> str:
-    """A naive UTC datetime as API.md prints it: `2021-01-01T09:15:27.243860Z`."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

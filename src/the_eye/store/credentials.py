@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from the_eye.store.tables import api_tokens, applications
+from the_eye.timestamps import utcnow
 
 WRITE_KEY_PREFIX = "eye_wk_"
 TOKEN_PREFIX = "eye_tk_"
@@ -37,11 +38,6 @@ class Application:
 
 class NameTaken(ValueError):
     """An application with that name exists already."""
-
-
-def utcnow() -> datetime:
-    """Now, as the naive UTC datetime the store keeps."""
-    return datetime.utcnow()
 
 
 def create_application(conn: Connection, name: str) -> Application:

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from the_eye.api.problems import error_response
 from the_eye.api.responses import JSONBody
 from the_eye.store import queries
-from the_eye.store.credentials import utcnow
+from the_eye.timestamps import utcnow
 
 router = APIRouter(tags=["operations"])
 

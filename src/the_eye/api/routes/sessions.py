@@ -20,8 +20,8 @@ from the_eye.api.problems import not_found
 from the_eye.api.responses import JSONBody
 from the_eye.api.routes.events import list_events_page
 from the_eye.store import queries
-from the_eye.store.credentials import utcnow
 from the_eye.store.writes import session_create
+from the_eye.timestamps import utcnow
 
 router = APIRouter(tags=["sessions"])
 

@@ -1,0 +1,29 @@
+"""Times as The Eye keeps them: naive UTC in the store, ISO 8601 with `Z` on output."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime the store keeps."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 string (`T` or space, optional fraction and offset) as naive UTC, or None."""
+    if not isinstance(value, str) or len(value) < 10 or len(value) > 64:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def format_timestamp(value: datetime) -> str:
+    """A naive UTC datetime as API.md prints it: `2021-01-01T09:15:27.243860Z`."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
