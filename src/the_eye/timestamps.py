@@ -26,4 +26,4 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 def format_timestamp(value: datetime) -> str:
     """A naive UTC datetime as API.md prints it: `2021-01-01T09:15:27.243860Z`."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.isoformat(timespec="microseconds") + "Z"

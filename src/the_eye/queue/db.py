@@ -62,7 +62,7 @@ class DatabaseQueue(Queue):
             (
                 m.application_id,
                 m.kind,
-                m.received_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                m.received_at.isoformat(" ", "microseconds"),
                 orjson.dumps(m.event_ids).decode(),
                 m.body,
             )

@@ -27,12 +27,13 @@ def create_engine(settings: Settings) -> Engine:
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,
-        json_serializer=_dumps,
+        json_serializer=dump_json,
         json_deserializer=orjson.loads,
     )
 
 
-def _dumps(value) -> str:
+def dump_json(value) -> str:
+    """JSON text for a JSON column, encoded by orjson."""
     return orjson.dumps(value).decode()
 
 
@@ -40,7 +41,7 @@ def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int) -> Engine:
     engine = sa.create_engine(
         url,
         connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
-        json_serializer=_dumps,
+        json_serializer=dump_json,
         json_deserializer=orjson.loads,
     )
 

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from the_eye.store.tables import counters, errors, events, sessions
+from the_eye.store.engine import dump_json
+from the_eye.store.tables import counters, errors, sessions
 from the_eye.timestamps import utcnow
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -34,6 +35,36 @@ def _insert(conn: Connection, table: sa.Table):
     return _INSERTS[conn.dialect.name](table)
 
 
+# The processor's two statements per batch are written as plain SQL: building and binding
+# Core constructs row by row cost more than SQLite's own work (profiled on 100,000 events).
+EVENT_COLUMNS = (
+    "application_id",
+    "event_id",
+    "session_id",
+    "category",
+    "name",
+    "data",
+    "timestamp",
+    "received_at",
+)
+ROWS_PER_INSERT = 500
+
+
+def _marks(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The text form SQLAlchemy's SQLite DateTime reads back, and sorts in time order.
+    return value.isoformat(" ", "microseconds")
+
+
+def _binders(conn: Connection):
+    """How a datetime and a JSON value are bound on this connection's driver."""
+    as_time = _sqlite_time if conn.dialect.name == "sqlite" else (lambda v: v)
+    return as_time, dump_json
+
+
 def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert events, skipping known idempotency keys, and update their sessions.
 
@@ -41,18 +72,41 @@ def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
-    stmt = (
-        _insert(conn, events)
-        .on_conflict_do_nothing(index_elements=["application_id", "event_id"])
-        .returning(events.c.session_id, events.c.timestamp)
-    )
-    inserted = conn.execute(stmt, rows).all()
+    as_time, as_json = _binders(conn)
+    mark = _marks(conn)
+    one_row = "(" + ", ".join([mark] * len(EVENT_COLUMNS)) + ")"
+    inserted: list[Any] = []
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        params: list[Any] = []
+        for row in chunk:
+            params += (
+                row["application_id"],
+                row["event_id"],
+                row["session_id"],
+                row["category"],
+                row["name"],
+                as_json(row["data"]),
+                as_time(row["timestamp"]),
+                as_time(row["received_at"]),
+            )
+        sql = (
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
+            + ", ".join([one_row] * len(chunk))
+            + " ON CONFLICT (application_id, event_id) DO NOTHING"
+            + " RETURNING session_id, timestamp"
+        )
+        inserted += conn.exec_driver_sql(sql, tuple(params)).all()
     upsert_sessions(conn, inserted)
     return len(inserted)
 
 
 def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
-    """Fold (session_id, timestamp) pairs of new events into their sessions' rows."""
+    """Fold (session_id, timestamp) pairs of new events into their sessions' rows.
+
+    Timestamps are whatever the driver returned (datetimes, or SQLite's sortable text), and
+    are bound back unchanged.
+    """
     spans: dict[str, list[Any]] = {}
     for session_id, timestamp in inserted:
         span = spans.get(session_id)
@@ -66,38 +120,24 @@ def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
             span[2] += 1
     if not spans:
         return
-    stmt = _insert(conn, sessions)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["id"],
-        set_={
-            "first_seen": sa.case(
-                (sessions.c.first_seen.is_(None), excluded.first_seen),
-                (excluded.first_seen < sessions.c.first_seen, excluded.first_seen),
-                else_=sessions.c.first_seen,
-            ),
-            "last_seen": sa.case(
-                (sessions.c.last_seen.is_(None), excluded.last_seen),
-                (excluded.last_seen > sessions.c.last_seen, excluded.last_seen),
-                else_=sessions.c.last_seen,
-            ),
-            "event_count": sessions.c.event_count + excluded.event_count,
-        },
+    as_time, _ = _binders(conn)
+    now = as_time(utcnow())
+    m = _marks(conn)
+    sql = (
+        "INSERT INTO sessions (id, first_seen, last_seen, event_count, created_at) "
+        f"VALUES ({m}, {m}, {m}, {m}, {m}) ON CONFLICT (id) DO UPDATE SET "
+        "first_seen = CASE WHEN sessions.first_seen IS NULL"
+        " OR excluded.first_seen < sessions.first_seen"
+        " THEN excluded.first_seen ELSE sessions.first_seen END, "
+        "last_seen = CASE WHEN sessions.last_seen IS NULL"
+        " OR excluded.last_seen > sessions.last_seen"
+        " THEN excluded.last_seen ELSE sessions.last_seen END, "
+        "event_count = sessions.event_count + excluded.event_count"
     )
-    now = utcnow()
     # A fixed order keeps concurrent processors from deadlocking on each other's rows.
-    conn.execute(
-        stmt,
-        [
-            {
-                "id": sid,
-                "first_seen": first,
-                "last_seen": last,
-                "event_count": count,
-                "created_at": now,
-            }
-            for sid, (first, last, count) in sorted(spans.items())
-        ],
+    conn.exec_driver_sql(
+        sql,
+        [(sid, first, last, count, now) for sid, (first, last, count) in sorted(spans.items())],
     )
 
 
