@@ -145,17 +145,24 @@ class Sender:
             response = self._connection.getresponse()
             answer = response.read()
         except BaseException:
-            self.close()
+            self._drop_connection()
             raise
         if response.will_close:
-            self.close()
+            self._drop_connection()
         return response.status, answer, response.getheader("Retry-After")
 
-    def close(self) -> None:
-        """Close the connection; the next send opens a new one."""
+    def _drop_connection(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    def close(self) -> None:
+        """Close the connection, unless a send still uses it (a shutdown that timed out)."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop_connection()
+            finally:
+                self._lock.release()
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop, without closing, the parent's connection and lock."""
