@@ -137,3 +137,8 @@ def tokens_create(name: str, scope: str) -> None:
     engine = _engine()
     with engine.begin() as conn:
         click.echo(create_token(conn, name, scope))
+
+
+from the_eye.bench import bench  # noqa: E402
+
+main.add_command(bench)
