@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from the_eye.config import Settings
 from the_eye.processor.batch import BatchRows, body_error, process_messages
 from the_eye.processor.checks import Limits
-from the_eye.queue import Delivery, Queue, open_queue
+from the_eye.queue import Delivery, Message, Queue, open_queue
 from the_eye.store.engine import create_engine
 from the_eye.store.writes import WriteResult, bump_counters, store_errors, store_events
 
@@ -32,6 +32,8 @@ class Processor:
     queue: Queue
     limits: Limits
     batch_size: int = 200
+    batch_events: int = 10000
+    _events_per_message: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Processor:
@@ -44,21 +46,40 @@ class Processor:
                 max_clock_skew=timedelta(seconds=settings.max_clock_skew),
             ),
             batch_size=settings.batch_size,
+            batch_events=settings.batch_events,
         )
 
     def run_once(self, limit: int | None = None) -> int:
         """Process one batch; return how many messages it took (0 when idle)."""
-        with self.queue.consume(limit or self.batch_size) as delivery:
+        with self.queue.consume(limit or self._next_limit(), self._prepare) as delivery:
             if not delivery.messages:
                 return 0
             self._record(delivery)
+            events = sum(len(m.event_ids) or 1 for m in delivery.messages)
+            self._events_per_message = events / len(delivery.messages)
             return len(delivery.messages)
+
+    def _next_limit(self) -> int:
+        """Messages to take so that a batch holds about `batch_events` events: a transaction
+        of a few thousand events keeps the store's lock short for ingest, whatever the
+        requests' sizes."""
+        wanted = int(self.batch_events / self._events_per_message)
+        return max(1, min(self.batch_size, wanted))
+
+    def _prepare(self, messages: list[Message]) -> BatchRows | None:
+        try:
+            return process_messages(messages, self.limits)
+        except Exception:
+            log.exception("checking a batch failed; isolating its messages")
+            return None
 
     def _record(self, delivery: Delivery) -> None:
         conn = delivery.connection
         try:
+            if delivery.prepared is None:
+                raise RuntimeError("the batch could not be checked as a whole")
             with conn.begin_nested():
-                write(conn, process_messages(delivery.messages, self.limits))
+                write(conn, delivery.prepared)
         except TRANSIENT:
             raise
         except Exception:
