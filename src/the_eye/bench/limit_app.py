@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-# The options `the-eye serve` passes to uvicorn.run (see the_eye/cli.py), minus host/port/app.
-SERVE_UVICORN_OPTIONS: dict[str, Any] = {
-    "loop": "uvloop",
-    "http": "httptools",
-    "access_log": False,
-}
+from the_eye.api.app import SERVER_OPTIONS
+
+# The options `the-eye serve` passes to uvicorn.run, minus host/port/app.
+SERVE_UVICORN_OPTIONS: dict[str, Any] = SERVER_OPTIONS
 
 _BODY = b'{"accepted":1}'
 _START = {

@@ -22,10 +22,9 @@ from the_eye.bench.generator import FORM, PAGE, traffic
 from the_eye.store.credentials import (
     create_application,
     create_token,
-    hash_secret,
     revoke_application,
+    revoke_token,
 )
-from the_eye.store.tables import api_tokens
 from the_eye.store.writes import WriteResult, bump_counters, store_events
 
 CHUNK = 10_000
@@ -58,11 +57,7 @@ def revoke_credentials(engine: Engine, credentials: BenchCredentials) -> None:
     """Leave a shared database with no working credential of the benchmark's."""
     with engine.begin() as conn:
         revoke_application(conn, credentials.application_id)
-        conn.execute(
-            api_tokens.update()
-            .where(api_tokens.c.token_hash == hash_secret(credentials.token))
-            .values(active=False)
-        )
+        revoke_token(conn, credentials.token)
 
 
 @dataclass(slots=True)
