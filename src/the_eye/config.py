@@ -29,7 +29,7 @@ class Settings(BaseSettings):
         64 * 1024, description="How much of an unparseable body an error record keeps."
     )
 
-    batch_size: int = Field(200, description="Most queued requests a processor takes at once.")
+    batch_size: int = Field(2000, description="Most queued requests a processor takes at once.")
     batch_events: int = Field(
         10000, description="About how many events a processor takes into one transaction."
     )

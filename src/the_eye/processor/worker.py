@@ -23,6 +23,9 @@ log = logging.getLogger("the_eye.processor")
 
 TRANSIENT = (OperationalError,)
 
+# Bodies held in memory by one batch, at most about (a single request may exceed it).
+BATCH_BYTES = 64 * 1024 * 1024
+
 
 @dataclass
 class Processor:
@@ -31,9 +34,11 @@ class Processor:
     engine: Engine
     queue: Queue
     limits: Limits
-    batch_size: int = 200
+    batch_size: int = 2000
     batch_events: int = 10000
-    _events_per_message: float = 1.0
+    # Sizes of recent messages; the first batch takes one message, as nothing is known yet.
+    _events_per_message: float = float("inf")
+    _bytes_per_message: float = float("inf")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Processor:
@@ -55,16 +60,20 @@ class Processor:
             if not delivery.messages:
                 return 0
             self._record(delivery)
-            events = sum(len(m.event_ids) or 1 for m in delivery.messages)
-            self._events_per_message = events / len(delivery.messages)
+            taken = len(delivery.messages)
+            self._events_per_message = sum(len(m.event_ids) or 1 for m in delivery.messages) / taken
+            self._bytes_per_message = sum(len(m.body) or 1 for m in delivery.messages) / taken
             return len(delivery.messages)
 
     def _next_limit(self) -> int:
         """Messages to take so that a batch holds about `batch_events` events: a transaction
         of a few thousand events keeps the store's lock short for ingest, whatever the
         requests' sizes."""
-        wanted = int(self.batch_events / self._events_per_message)
-        return max(1, min(self.batch_size, wanted))
+        wanted = min(
+            self.batch_events / self._events_per_message,
+            BATCH_BYTES / self._bytes_per_message,
+        )
+        return max(1, min(self.batch_size, int(wanted)))
 
     def _prepare(self, messages: list[Message]) -> BatchRows | None:
         try:
