@@ -55,6 +55,7 @@ def serve(host, port, workers, processors, no_processor) -> None:
     """Migrate if needed, then run the HTTP API and the background processor."""
     import uvicorn
 
+    from the_eye.api.app import SERVER_OPTIONS
     from the_eye.processor.worker import run_worker
     from the_eye.store.credentials import bootstrap
 
@@ -82,10 +83,8 @@ def serve(host, port, workers, processors, no_processor) -> None:
             host=host or settings.host,
             port=port or settings.port,
             workers=workers,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
             log_level="info",
+            **SERVER_OPTIONS,
         )
     finally:
         for child in children:
@@ -137,3 +136,8 @@ def tokens_create(name: str, scope: str) -> None:
     engine = _engine()
     with engine.begin() as conn:
         click.echo(create_token(conn, name, scope))
+
+
+from the_eye.bench import bench  # noqa: E402
+
+main.add_command(bench)

@@ -35,7 +35,10 @@ class Settings(BaseSettings):
         500 * 1024, description="Largest Segment body (`/v1/batch`), after gzip decoding."
     )
 
-    batch_size: int = Field(200, description="Inbox messages (requests) a processor takes at once.")
+    batch_size: int = Field(2000, description="Most queued requests a processor takes at once.")
+    batch_events: int = Field(
+        10000, description="About how many events a processor takes into one transaction."
+    )
     poll_interval: float = Field(0.02, description="Seconds an idle processor waits between polls.")
     key_cache_seconds: float = Field(2.0, description="How long a write-key lookup is cached.")
     sqlite_busy_timeout_ms: int = Field(

@@ -161,3 +161,40 @@ def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(tmp_path)
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
     assert inbox_rows(engine) == 2
     engine.dispose()
+
+
+def test_cors_answers_for_configured_origins(tmp_path):
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'cors.db'}",
+        cors_origins="https://shop.example, https://blog.example",
+        _env_file=None,
+    )
+    engine = create_engine(settings)
+    migrate(engine)
+    with engine.begin() as conn:
+        key = create_application(conn, "site").write_key
+    engine.dispose()
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
+        preflight = client.options(
+            "/events/",
+            headers={
+                "Origin": "https://shop.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
+        allowed = client.post(
+            "/events/",
+            json=make_event(),
+            headers={"Authorization": f"Bearer {key}", "Origin": "https://blog.example"},
+        )
+        assert allowed.headers["access-control-allow-origin"] == "https://blog.example"
+        other = client.post(
+            "/events/",
+            json=make_event(),
+            headers={"Authorization": f"Bearer {key}", "Origin": "https://evil.example"},
+        )
+        assert other.status_code == 202
+        assert "access-control-allow-origin" not in other.headers

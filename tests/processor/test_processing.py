@@ -188,3 +188,18 @@ def test_nul_characters_are_rejected_on_every_backend(sender, processor, reader)
         "invalid_data",
         "invalid_event",
     ]
+
+
+def test_batches_are_sized_by_events_not_requests(sender, settings):
+    """A processor learns the size of requests and takes about `batch_events` at a time."""
+    from the_eye.processor.worker import Processor
+
+    for r in range(30):
+        batch = [make_event(event_id=f"{r}-{i}") for i in range(100)]
+        assert sender.post("/events/", json=batch).status_code == 202
+    processor = Processor.from_settings(settings.model_copy(update={"batch_events": 1000}))
+    try:
+        taken = [processor.run_once() for _ in range(4)]
+    finally:
+        processor.close()
+    assert taken == [1, 10, 10, 9]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -10,13 +11,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from the_eye import __version__
 from the_eye.api import problems
-from the_eye.api.auth import WriteKeys
+from the_eye.api.auth import api_tokens, write_keys
 from the_eye.api.openapi import add_ingest_components
 from the_eye.api.routes import applications, errors, events, ingest, operations, sessions
 from the_eye.api.routes.ingest import INGEST_PATHS, Ingest
 from the_eye.config import Settings, get_settings
 from the_eye.queue import open_queue
 from the_eye.store.engine import create_engine
+
+# How `the-eye serve` runs the app under uvicorn (the benchmark's ceiling app uses the same).
+SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False}
 
 # Paths that are exact, without the trailing slash every other path has.
 _EXACT_PATHS = frozenset({"/metrics", "/openapi.json", "/docs/oauth2-redirect"})
@@ -65,7 +69,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.settings = settings
         app.state.engine = engine
         app.state.queue = open_queue(settings, engine)
-        app.state.write_keys = WriteKeys(engine, settings.key_cache_seconds)
+        app.state.write_keys = write_keys(engine, settings.key_cache_seconds)
+        app.state.api_tokens = api_tokens(engine, settings.key_cache_seconds)
         app.state.ingest = Ingest(settings, app.state.queue, app.state.write_keys)
         try:
             yield

@@ -6,14 +6,17 @@ import base64
 import binascii
 import hmac
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from the_eye.api.problems import ApiError
 from the_eye.store.credentials import application_for_key, token_scope
+
+V = TypeVar("V")
 
 bearer = HTTPBearer(auto_error=False, description="An API token (read or admin scope).")
 
@@ -37,38 +40,50 @@ def credential_from_header(authorization: str | None) -> str | None:
     return None
 
 
-class WriteKeys:
-    """Write-key lookups for the ingest path, cached briefly so a request rarely touches the store.
+class CachedLookup(Generic[V]):
+    """A credential lookup cached briefly, so a request rarely touches the store.
 
-    A revocation made through this process takes effect at once; one made elsewhere within
-    `ttl` seconds.
+    Only hits are cached. A change made through this process (`forget`) takes effect at
+    once; one made elsewhere within `ttl` seconds.
     """
 
-    def __init__(self, engine: Engine, ttl: float) -> None:
-        self.engine, self.ttl = engine, ttl
-        self._cache: dict[str, tuple[int, float]] = {}
+    def __init__(
+        self, engine: Engine, ttl: float, fetch: Callable[[Connection, str], V | None]
+    ) -> None:
+        self.engine, self.ttl, self.fetch = engine, ttl, fetch
+        self._cache: dict[str, tuple[V, float]] = {}
 
-    def cached(self, key: str) -> int | None:
+    def cached(self, key: str) -> V | None:
         hit = self._cache.get(key)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
         return None
 
-    def lookup(self, key: str) -> int | None:
-        """The application id for `key`, asking the store (blocking) when not cached."""
-        app_id = self.cached(key)
-        if app_id is not None:
-            return app_id
+    def lookup(self, key: str) -> V | None:
+        """The value for `key`, asking the store (blocking) when not cached."""
+        value = self.cached(key)
+        if value is not None:
+            return value
         with self.engine.connect() as conn:
-            app_id = application_for_key(conn, key)
-        if app_id is not None:
+            value = self.fetch(conn, key)
+        if value is not None:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[key] = (app_id, time.monotonic() + self.ttl)
-        return app_id
+            self._cache[key] = (value, time.monotonic() + self.ttl)
+        return value
 
     def forget(self) -> None:
         self._cache.clear()
+
+
+def write_keys(engine: Engine, ttl: float) -> CachedLookup[int]:
+    """Application ids by write key."""
+    return CachedLookup(engine, ttl, application_for_key)
+
+
+def api_tokens(engine: Engine, ttl: float) -> CachedLookup[str]:
+    """Scopes by API token."""
+    return CachedLookup(engine, ttl, token_scope)
 
 
 def _scope(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
@@ -80,12 +95,11 @@ def _scope(request: Request, credentials: HTTPAuthorizationCredentials | None) -
     settings = request.app.state.settings
     if settings.admin_token and hmac.compare_digest(secret, settings.admin_token):
         return "admin"
-    engine: Engine = request.app.state.engine
-    with engine.connect() as conn:
-        scope = token_scope(conn, secret)
-        if scope is None and application_for_key(conn, secret) is not None:
-            raise ApiError(403, "forbidden", "A write key can only send events; use an API token.")
+    state = request.app.state
+    scope = state.api_tokens.lookup(secret)
     if scope is None:
+        if state.write_keys.lookup(secret) is not None:
+            raise ApiError(403, "forbidden", "A write key can only send events; use an API token.")
         raise ApiError(401, "unauthorized", "Unknown or revoked API token.")
     return scope
 

@@ -15,13 +15,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from the_eye.config import Settings
 from the_eye.processor.batch import BatchRows, body_error, process_messages
 from the_eye.processor.checks import Limits
-from the_eye.queue import Delivery, Queue, open_queue
+from the_eye.queue import Delivery, Message, Queue, open_queue
 from the_eye.store.engine import create_engine
 from the_eye.store.writes import WriteResult, bump_counters, store_errors, store_events
 
 log = logging.getLogger("the_eye.processor")
 
 TRANSIENT = (OperationalError,)
+
+# Bodies held in memory by one batch, at most about (a single request may exceed it).
+BATCH_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -31,7 +34,11 @@ class Processor:
     engine: Engine
     queue: Queue
     limits: Limits
-    batch_size: int = 200
+    batch_size: int = 2000
+    batch_events: int = 10000
+    # Sizes of recent messages; the first batch takes one message, as nothing is known yet.
+    _events_per_message: float = float("inf")
+    _bytes_per_message: float = float("inf")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Processor:
@@ -44,21 +51,44 @@ class Processor:
                 max_clock_skew=timedelta(seconds=settings.max_clock_skew),
             ),
             batch_size=settings.batch_size,
+            batch_events=settings.batch_events,
         )
 
     def run_once(self, limit: int | None = None) -> int:
         """Process one batch; return how many messages it took (0 when idle)."""
-        with self.queue.consume(limit or self.batch_size) as delivery:
+        with self.queue.consume(limit or self._next_limit(), self._prepare) as delivery:
             if not delivery.messages:
                 return 0
             self._record(delivery)
+            taken = len(delivery.messages)
+            self._events_per_message = sum(len(m.event_ids) or 1 for m in delivery.messages) / taken
+            self._bytes_per_message = sum(len(m.body) or 1 for m in delivery.messages) / taken
             return len(delivery.messages)
+
+    def _next_limit(self) -> int:
+        """Messages to take so that a batch holds about `batch_events` events: a transaction
+        of a few thousand events keeps the store's lock short for ingest, whatever the
+        requests' sizes."""
+        wanted = min(
+            self.batch_events / self._events_per_message,
+            BATCH_BYTES / self._bytes_per_message,
+        )
+        return max(1, min(self.batch_size, int(wanted)))
+
+    def _prepare(self, messages: list[Message]) -> BatchRows | None:
+        try:
+            return process_messages(messages, self.limits)
+        except Exception:
+            log.exception("checking a batch failed; isolating its messages")
+            return None
 
     def _record(self, delivery: Delivery) -> None:
         conn = delivery.connection
         try:
+            if delivery.prepared is None:
+                raise RuntimeError("the batch could not be checked as a whole")
             with conn.begin_nested():
-                write(conn, process_messages(delivery.messages, self.limits))
+                write(conn, delivery.prepared)
         except TRANSIENT:
             raise
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,12 +33,19 @@ class Message:
     queue_id: Any = field(default=None)
 
 
+# The pure part of processing (decode, check, build rows), handed to `Queue.consume` so the
+# backend can run it before the store's write lock is taken where that matters.
+Prepare = Callable[[list[Message]], Any]
+
+
 @dataclass(slots=True)
 class Delivery:
-    """Messages handed to a processor, with the store transaction that must record them."""
+    """Messages handed to a processor, what `prepare` made of them, and the store
+    transaction that must record them."""
 
     messages: list[Message]
     connection: Connection
+    prepared: Any = None
 
 
 class Queue(ABC):
@@ -48,11 +56,12 @@ class Queue(ABC):
         """Append messages; when this returns they survive a crash of any process."""
 
     @abstractmethod
-    def consume(self, limit: int) -> AbstractContextManager[Delivery]:
+    def consume(self, limit: int, prepare: Prepare) -> AbstractContextManager[Delivery]:
         """Take up to `limit` messages inside a store transaction.
 
-        Leaving the block normally commits the store writes made on `delivery.connection`
-        and acknowledges the messages; an exception rolls back and leaves them queued.
+        `delivery.prepared` is `prepare(delivery.messages)`. Leaving the block normally
+        commits the store writes made on `delivery.connection` and acknowledges the
+        messages; an exception rolls back and leaves them queued.
         """
 
     @abstractmethod

@@ -15,10 +15,21 @@ class GroupCommit(Generic[T]):
 
     While one write is in flight, new items wait; the next write takes all of them.
     Under load the batch grows by itself, and an idle system writes at once.
+
+    `write_now`, when given, is tried first on the event loop's own thread: it must write
+    at once or return False without waiting (a lock held elsewhere), and the group then
+    goes to the writer thread, which may wait. A short write on the loop costs less than
+    handing it to a thread and back.
     """
 
-    def __init__(self, write: Callable[[list[T]], None], name: str = "group-commit") -> None:
+    def __init__(
+        self,
+        write: Callable[[list[T]], None],
+        name: str = "group-commit",
+        write_now: Callable[[list[T]], bool] | None = None,
+    ) -> None:
         self._write = write
+        self._write_now = write_now
         self._pending: list[tuple[list[T], asyncio.Future[None]]] = []
         self._running = False
         self._task: asyncio.Task[None] | None = None
@@ -40,7 +51,8 @@ class GroupCommit(Generic[T]):
                 group, self._pending = self._pending, []
                 items = [item for batch, _ in group for item in batch]
                 try:
-                    await loop.run_in_executor(self._executor, self._write, items)
+                    if self._write_now is None or not self._write_now(items):
+                        await loop.run_in_executor(self._executor, self._write, items)
                 except Exception as exc:
                     for _, future in group:
                         if not future.done():

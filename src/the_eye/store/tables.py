@@ -61,6 +61,7 @@ events = sa.Table(
     sa.Index("ix_events_session_timestamp", "session_id", "timestamp", "id"),
     sa.Index("ix_events_category_timestamp", "category", "timestamp", "id"),
     sa.Index("ix_events_timestamp", "timestamp", "id"),
+    sqlite_autoincrement=True,
 )
 
 errors = sa.Table(
@@ -78,9 +79,12 @@ errors = sa.Table(
     sa.Column("replayed_event_id", sa.BigInteger, nullable=True),
     sa.Index("ix_errors_received_at", "received_at", "id"),
     sa.Index("ix_errors_reason_received_at", "reason", "received_at", "id"),
+    sqlite_autoincrement=True,
 )
 
 # The `db` queue: one row per accepted request, deleted in the transaction that processes it.
+# Ids are never reused (AUTOINCREMENT on SQLite), so a processor that read a row can tell
+# whether the row it claims later is still that one.
 inbox = sa.Table(
     "inbox",
     metadata,
@@ -90,6 +94,7 @@ inbox = sa.Table(
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("event_ids", sa.Text, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # Running totals for /metrics, bumped once per batch rather than counted over big tables.

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from the_eye.api.auth import WriteKeys, credential_from_header
+from the_eye.api.auth import CachedLookup, credential_from_header
 from the_eye.api.openapi import INGEST_OPENAPI, segment_openapi
 from the_eye.api.problems import ApiError
 from the_eye.config import Settings
@@ -162,7 +162,7 @@ INGEST_PATHS: dict[str, BodyFormat] = {
 class Ingest:
     """The ingest endpoint, free of any web framework so it can be served as bare ASGI."""
 
-    def __init__(self, settings: Settings, queue: Queue, write_keys: WriteKeys) -> None:
+    def __init__(self, settings: Settings, queue: Queue, write_keys: CachedLookup[int]) -> None:
         self.settings, self.queue, self.keys = settings, queue, write_keys
         self.cors_origins = frozenset(settings.cors_origin_list)
 

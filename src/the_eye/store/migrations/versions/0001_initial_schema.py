@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("replayed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("replayed_event_id", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("errors", schema=None) as batch_op:
         batch_op.create_index(
@@ -86,6 +87,7 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("application_id", "event_id", name="uq_events_application_event_id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(
@@ -105,6 +107,7 @@ def upgrade() -> None:
         sa.Column("event_ids", sa.Text(), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "sessions",

@@ -1,0 +1,63 @@
+"""The command lines and environment of the servers a benchmark measures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from the_eye.bench.limit_app import SERVE_UVICORN_OPTIONS
+
+
+def eye_env(database_url: str, queue_url: str) -> dict[str, str]:
+    """The environment of every process of The Eye we start: ours, pointed at the bench's store."""
+    env = dict(os.environ)
+    env.update(
+        THE_EYE_DATABASE_URL=database_url,
+        THE_EYE_QUEUE_URL=queue_url,
+        # Logs go to a file we read while the process runs (to tell API processes apart).
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def limit_app_command(host: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "the_eye.bench.limit_app",
+        f"--host={host}",
+        f"--port={port}",
+        f"--workers={workers}",
+    ]
+
+
+def serve_arguments(profile: str, workers: int, processors: int) -> list[str]:
+    """`the-eye serve`'s options: in production the processors run as separate workers."""
+    arguments = ["serve", f"--workers={workers}"]
+    if profile == "production":
+        return [*arguments, "--no-processor"]
+    return [*arguments, f"--processors={processors}"]
+
+
+def serve_command(profile: str, host: str, port: int, workers: int, processors: int) -> list[str]:
+    arguments = serve_arguments(profile, workers, processors)
+    return [sys.executable, "-m", "the_eye", *arguments, f"--host={host}", f"--port={port}"]
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "the_eye", "worker"]
+
+
+def serve_details(profile: str, workers: int, processors: int) -> dict[str, Any]:
+    """How The Eye ran, for the report."""
+    details: dict[str, Any] = {
+        "command": " ".join(["the-eye", *serve_arguments(profile, workers, processors)]),
+        "workers": workers,
+        "processors": processors,
+        "uvicorn": SERVE_UVICORN_OPTIONS,
+    }
+    if profile == "production":
+        details["worker_processes"] = processors
+        details["worker_command"] = "the-eye worker"
+    return details

@@ -1,0 +1,119 @@
+"""The benchmark's result: the keys of issue 3, how they were measured, a table and a JSON file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class Report:
+    """Every number of one `the-eye bench` run, all measured in that run."""
+
+    limit_rps: float = 0.0
+    single_rps: float = 0.0
+    single_p50_ms: float = 0.0
+    single_p99_ms: float = 0.0
+    batch_events_per_s: float = 0.0
+    e2e_events_per_s: float = 0.0
+    lag_p99_ms: float = 0.0
+    query_session_ms: float = 0.0
+    query_range_ms: float = 0.0
+    rss_mb: float = 0.0
+    cpu: int = 0
+    generator: str = ""
+    # How the numbers were obtained: enough to rerun the same benchmark and compare.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The issue's keys at the top level, rounded, then the details beside them."""
+        data = asdict(self)
+        details = data.pop("details")
+        rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in data.items()}
+        return {**rounded, **details}
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    def print_table(self, console: Console) -> None:
+        table = Table(title=self._title(), title_justify="left")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_column("target (issue 3)", justify="right")
+        table.add_column("how")
+        for name, value, target, met, how in self._rows():
+            mark = "" if met is None else (" [green]ok[/]" if met else " [red]missed[/]")
+            table.add_row(name, value, target + mark, how)
+        console.print(table)
+
+    def _title(self) -> str:
+        d = self.details
+        return (
+            f"the-eye bench, {d.get('profile')} profile{' (quick)' if d.get('quick') else ''}: "
+            f"{d.get('serve', {}).get('command')}, {self.cpu} cores, "
+            f"generator {self.generator} ({d.get('generator_detail')})"
+        )
+
+    def _rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        d = self.details
+        ratio = self.single_rps / self.limit_rps if self.limit_rps else 0.0
+        connections = d.get("connections")
+        return [
+            (
+                "limit_rps",
+                f"{self.limit_rps:,.0f}",
+                "",
+                None,
+                f"empty ASGI app, {connections} conns",
+            ),
+            (
+                "single_rps",
+                f"{self.single_rps:,.0f} ({ratio:.2f}x limit)",
+                ">= 0.6x limit",
+                ratio >= 0.6,
+                f"1 event per request, {connections} conns",
+            ),
+            ("single_p50_ms", f"{self.single_p50_ms:.2f}", "", None, ""),
+            ("single_p99_ms", f"{self.single_p99_ms:.2f}", "< 25", self.single_p99_ms < 25, ""),
+            (
+                "batch_events_per_s",
+                f"{self.batch_events_per_s:,.0f}",
+                ">= 200,000",
+                self.batch_events_per_s >= 200_000,
+                "accepted, 100 events per request",
+            ),
+            (
+                "e2e_events_per_s",
+                f"{self.e2e_events_per_s:,.0f}",
+                ">= 30,000",
+                self.e2e_events_per_s >= 30_000,
+                f"{d.get('e2e_events', 0):,} events, first request to last stored",
+            ),
+            (
+                "lag_p99_ms",
+                f"{self.lag_p99_ms:.0f}",
+                "< 500",
+                self.lag_p99_ms < 500,
+                f"{d.get('lag_probes')} probes at {d.get('lag_events_per_s', 0):,.0f} events/s",
+            ),
+            (
+                "query_session_ms",
+                f"{self.query_session_ms:.2f}",
+                "< 10",
+                self.query_session_ms < 10,
+                f"median, {d.get('store_events', 0):,} events stored",
+            ),
+            (
+                "query_range_ms",
+                f"{self.query_range_ms:.2f}",
+                "< 20",
+                self.query_range_ms < 20,
+                "median, category + 1 h, limit 100",
+            ),
+            ("rss_mb", f"{self.rss_mb:.0f}", "< 200", self.rss_mb < 200, "peak, largest process"),
+        ]

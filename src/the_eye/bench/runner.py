@@ -1,0 +1,350 @@
+"""One run of `the-eye bench`: start The Eye on a fresh database, measure it phase by phase.
+
+The phases run one after the other so that none disturbs another's numbers, and each one
+that queues events waits until the processor has settled them before the next begins.
+Everything started is stopped, and the temporary directory removed, however the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from the_eye import __version__
+from the_eye.bench.generator import BodyFile, write_bodies
+from the_eye.bench.lag import LagPlan, LagResult, measure_lag
+from the_eye.bench.launch import (
+    eye_env,
+    limit_app_command,
+    serve_command,
+    serve_details,
+    worker_command,
+)
+from the_eye.bench.load import LoadGenerator, LoadSpec, open_generator
+from the_eye.bench.metrics import Counters, read_counters
+from the_eye.bench.processes import ProcessMemory, ServerProcess, free_port
+from the_eye.bench.queries import QueryLatency, measure_queries
+from the_eye.bench.report import Report
+from the_eye.bench.seed import (
+    SeededStore,
+    create_credentials,
+    revoke_credentials,
+    seed_store,
+)
+from the_eye.config import Settings
+
+CONNECTIONS = 64
+BATCH_EVENTS = 100
+STEADY_EVENTS_PER_S = 2_000
+STEADY_EVENTS_PER_BODY = 10
+LAG_PROBES_PER_S = 10
+
+
+class Progress(Protocol):
+    """Where the run says what it is doing."""
+
+    def phase(self, description: str, total: float | None = None) -> None: ...
+
+    def update(self, completed: float) -> None: ...
+
+
+@dataclass(slots=True)
+class BenchOptions:
+    """What to run: the profile, how big, which generator, how many processes."""
+
+    profile: str
+    quick: bool
+    e2e_events: int
+    store_events: int
+    generator: str
+    workers: int
+    processors: int
+    database_url: str | None = None
+    queue_url: str | None = None
+    host: str = "127.0.0.1"
+
+    @property
+    def load_seconds(self) -> float:
+        return 3.0 if self.quick else 10.0
+
+    @property
+    def lag_seconds(self) -> float:
+        return 4.0 if self.quick else 15.0
+
+    @property
+    def query_samples(self) -> int:
+        return 50 if self.quick else 200
+
+    @property
+    def e2e_min_seconds(self) -> float:
+        """The shortest the e2e run sends, so that batch_events_per_s is a steady rate."""
+        return 1.0 if self.quick else 5.0
+
+    @property
+    def e2e_cap_seconds(self) -> float:
+        """The longest the e2e run sends, so a slow server cannot stall the benchmark."""
+        return 15.0 if self.quick else 600.0
+
+    @property
+    def settle_timeout(self) -> float:
+        return 20.0 if self.quick else 900.0
+
+
+class BenchRun:
+    """Runs the phases of the benchmark and fills a `Report`."""
+
+    def __init__(self, options: BenchOptions, progress: Progress) -> None:
+        self.options = options
+        self.progress = progress
+        self.report = Report(cpu=os.cpu_count() or 1)
+        self.port = 0
+        self.write_key = ""
+        self.token = ""
+
+    def run(self) -> Report:
+        options, report = self.options, self.report
+        started = time.perf_counter()
+        with ExitStack() as stack:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="the-eye-bench-")))
+            database_url = options.database_url or f"sqlite:///{work / 'bench.db'}"
+            queue_url = options.queue_url or "db"
+
+            self.progress.phase("writing request bodies")
+            now = datetime.utcnow()
+            single = write_bodies(work / "single.txt", 20_000, 1, now, seed=1)
+            batch = write_bodies(work / "batch.txt", 400, BATCH_EVENTS, now, seed=2)
+            steady = write_bodies(work / "steady.txt", 1_000, STEADY_EVENTS_PER_BODY, now, seed=4)
+            generator = open_generator(options.generator, work, report.cpu)
+            stack.callback(generator.close)
+            report.generator = generator.name
+
+            # The store comes first, so that an unreachable database fails the run at once.
+            seeded = self._seed(stack, database_url, queue_url, now)
+
+            self.progress.phase("limit: empty ASGI app under uvicorn")
+            report.limit_rps = self._limit(stack, generator, single, work)
+
+            servers = self._start_eye(stack, work, database_url, queue_url)
+            base = read_counters(options.host, self.port)
+            queries = self._queries(seeded)
+            failed = {"single": self._single(generator, single, base)}
+            e2e, failed["batch"] = self._e2e(generator, batch)
+            lag = self._lag(steady, base)
+            failed["steady"] = lag.failed_requests
+            errored = read_counters(options.host, self.port).errored - base.errored
+
+            # Peak memory is read while the processes still run, just before they stop.
+            memory = [m for server, roles in servers for m in server.memory(*roles)]
+            report.rss_mb = max((m.peak_mb for m in memory if m.role != "helper"), default=0.0)
+            self.progress.phase("stopping The Eye")
+
+            report.details = {
+                "profile": options.profile,
+                "quick": options.quick,
+                "generator_detail": generator.detail,
+                "connections": CONNECTIONS,
+                "serve": serve_details(options.profile, options.workers, options.processors),
+                "limit_app": "the_eye.bench.limit_app under uvicorn with the serve options",
+                "event_bytes_mean": round(single.mean_event_bytes, 1),
+                "batch_events_per_request": BATCH_EVENTS,
+                **e2e,
+                "lag_p50_ms": round(lag.p50_ms, 2),
+                "lag_probes": lag.probes,
+                "lag_lost_probes": lag.lost_probes,
+                "lag_events_per_s": round(lag.events_per_s, 1),
+                "lag_events_per_request": STEADY_EVENTS_PER_BODY,
+                "lag_method": "probe in its own session; 202 until GET /events/?session= has it",
+                "store_events": seeded.events,
+                "store_seeded_by": seeded.method,
+                "store_seed_seconds": round(seeded.seconds, 1),
+                "query_samples": queries.samples,
+                "query_session_rows": round(queries.session_rows, 1),
+                "query_range_rows": round(queries.range_rows, 1),
+                "query_token": "a stored read token",
+                "rss_mb_by_process": [_memory_json(m) for m in memory],
+                "failed_requests": failed,
+                "errored_events": errored,
+                "the_eye_version": __version__,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+            }
+        report.details["duration_s"] = round(time.perf_counter() - started, 1)
+        return report
+
+    def _queries(self, seeded: SeededStore) -> QueryLatency:
+        self.progress.phase("queries: session timelines and time ranges")
+        options, report = self.options, self.report
+        queries = asyncio.run(
+            measure_queries(options.host, self.port, self.token, seeded, options.query_samples)
+        )
+        report.query_session_ms, report.query_range_ms = queries.session_ms, queries.range_ms
+        return queries
+
+    def _single(self, generator: LoadGenerator, single: BodyFile, base: Counters) -> int:
+        """One event per request as fast as it is answered; returns the failed requests."""
+        self.progress.phase("single: one event per request")
+        result = generator.run(self._spec(single, self.options.load_seconds))
+        report = self.report
+        report.single_rps = result.rps
+        report.single_p50_ms, report.single_p99_ms = result.p50_ms, result.p99_ms
+        self._wait_settled(base, "single: processing what was accepted")
+        return result.failed + result.socket_errors
+
+    def _lag(self, steady: BodyFile, base: Counters) -> LagResult:
+        self.progress.phase(f"lag: steady {STEADY_EVENTS_PER_S:,} events/s with probes")
+        lag = asyncio.run(measure_lag(self._lag_plan(steady)))
+        self.report.lag_p99_ms = lag.p99_ms
+        self._wait_settled(base, "lag: processing what was accepted")
+        return lag
+
+    def _spec(self, bodies: BodyFile, duration: float) -> LoadSpec:
+        return LoadSpec(
+            self.options.host,
+            self.port,
+            "/events/",
+            f"Bearer {self.write_key}",
+            bodies,
+            CONNECTIONS,
+            duration,
+        )
+
+    def _limit(
+        self, stack: ExitStack, generator: LoadGenerator, bodies: BodyFile, work: Path
+    ) -> float:
+        options = self.options
+        self.port = free_port(options.host)
+        command = limit_app_command(options.host, self.port, options.workers)
+        limit = ServerProcess("the limit app", command, dict(os.environ), work / "limit.log")
+        stack.callback(limit.stop)
+        limit.start()
+        limit.wait_http(options.host, self.port, "/")
+        result = generator.run(self._spec(bodies, options.load_seconds))
+        limit.stop()
+        return result.rps
+
+    def _seed(
+        self, stack: ExitStack, database_url: str, queue_url: str, now: datetime
+    ) -> SeededStore:
+        """Migrate, make the bench's credentials, write the history the queries run over."""
+        from the_eye.store.engine import create_engine
+        from the_eye.store.migrate import migrate
+
+        total = self.options.store_events
+        self.progress.phase(f"seeding the store with {total:,} events", total=total)
+        engine = create_engine(Settings(database_url=database_url, queue_url=queue_url))
+        stack.callback(engine.dispose)
+        migrate(engine)
+        credentials = create_credentials(engine)
+        self.write_key, self.token = credentials.write_key, credentials.token
+        if self.options.profile == "production":
+            stack.callback(revoke_credentials, engine, credentials)
+        return seed_store(engine, credentials.application_id, total, now, self.progress.update)
+
+    def _start_eye(
+        self, stack: ExitStack, work: Path, database_url: str, queue_url: str
+    ) -> list[tuple[ServerProcess, tuple[str, str]]]:
+        """`the-eye serve`, and in production `the-eye worker`s beside it, ready to measure."""
+        options = self.options
+        self.progress.phase("starting The Eye")
+        env = eye_env(database_url, queue_url)
+        self.port = free_port(options.host)
+        command = serve_command(
+            options.profile, options.host, self.port, options.workers, options.processors
+        )
+        serve = ServerProcess("the-eye serve", command, env, work / "serve.log")
+        stack.callback(serve.stop)
+        serve.start()
+        servers = [(serve, ("supervisor", "processor"))]
+        if options.profile == "production":
+            for i in range(options.processors):
+                log = work / f"worker{i}.log"
+                worker = ServerProcess(f"the-eye worker {i}", worker_command(), env, log)
+                stack.callback(worker.stop)
+                worker.start()
+                servers.append((worker, ("worker", "worker")))
+        serve.wait_http(options.host, self.port, "/ready/")
+        for worker, _ in servers[1:]:
+            worker.check_alive()
+        return servers
+
+    def _e2e(self, generator: LoadGenerator, batch: BodyFile) -> tuple[dict[str, object], int]:
+        """Send batches until `e2e_events` are accepted, then wait until all are stored."""
+        options, report = self.options, self.report
+        target = options.e2e_events
+        self.progress.phase(f"batch + e2e: sending {target:,}+ events in batches", total=target)
+        base = read_counters(options.host, self.port)
+        started = time.perf_counter()
+
+        def enough() -> bool:
+            received = read_counters(options.host, self.port).received - base.received
+            self.progress.update(min(received, target))
+            long_enough = time.perf_counter() - started >= options.e2e_min_seconds
+            return received >= target and long_enough
+
+        result = generator.run(self._spec(batch, options.e2e_cap_seconds), stop_when=enough)
+        first_request = time.perf_counter() - result.duration_s
+        report.batch_events_per_s = result.ok * BATCH_EVENTS / result.duration_s
+        settled_at, complete, counters = self._wait_settled(
+            base, "e2e: waiting until every event is stored"
+        )
+        received = counters.received - base.received
+        settled = counters.settled - base.settled
+        report.e2e_events_per_s = settled / (settled_at - first_request)
+        details = {
+            "e2e_events": received,
+            "e2e_complete": complete,
+            "e2e_seconds": round(settled_at - first_request, 2),
+            "e2e_sending_seconds": round(result.duration_s, 2),
+        }
+        return details, result.failed + result.socket_errors
+
+    def _wait_settled(self, base: Counters, description: str) -> tuple[float, bool, Counters]:
+        """Wait until every event received since `base` is stored, errored or a duplicate."""
+        host, port = self.options.host, self.port
+        first = read_counters(host, port)
+        todo = first.received - base.received
+        self.progress.phase(description, total=max(todo, 1))
+        deadline = time.perf_counter() + self.options.settle_timeout
+        while True:
+            counters = read_counters(host, port)
+            done = counters.settled - base.settled
+            self.progress.update(min(done, todo))
+            if counters.queue_depth == 0 and done >= counters.received - base.received:
+                at = time.perf_counter()
+                # Requests still in flight when the generator stopped may publish just after;
+                # settled means nothing new arrived a moment later either.
+                time.sleep(0.1)
+                if read_counters(host, port).received == counters.received:
+                    return at, True, counters
+                continue
+            if time.perf_counter() > deadline:
+                return time.perf_counter(), False, counters
+            # Often enough to time the end of e2e closely, seldom enough not to load the server.
+            time.sleep(0.05)
+
+    def _lag_plan(self, steady: BodyFile) -> LagPlan:
+        from the_eye.bench.generator import read_bodies
+
+        return LagPlan(
+            host=self.options.host,
+            port=self.port,
+            write_key=self.write_key,
+            token=self.token,
+            bodies=read_bodies(steady.path),
+            events_per_body=steady.events_per_body,
+            events_per_s=STEADY_EVENTS_PER_S,
+            duration=self.options.lag_seconds,
+            probes_per_s=LAG_PROBES_PER_S,
+        )
+
+
+def _memory_json(memory: ProcessMemory) -> dict[str, object]:
+    return {"pid": memory.pid, "role": memory.role, "peak_mb": round(memory.peak_mb, 1)}

@@ -1,0 +1,98 @@
+"""`the-eye bench`: a quick run reports every number of issue 3, and its events are valid ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+import msgspec
+import pytest
+
+from the_eye.bench.generator import read_bodies, write_bodies
+from the_eye.processor.checks import Limits, ValidEvent, check_event
+
+ISSUE_KEYS = (
+    "limit_rps",
+    "single_rps",
+    "single_p50_ms",
+    "single_p99_ms",
+    "batch_events_per_s",
+    "e2e_events_per_s",
+    "lag_p99_ms",
+    "query_session_ms",
+    "query_range_ms",
+    "rss_mb",
+    "cpu",
+    "generator",
+)
+
+
+def run_bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "the_eye", "bench", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_a_complete_and_sane_report(tmp_path):
+    path = tmp_path / "bench.json"
+    done = run_bench("--quick", "--json", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(path.read_text())
+
+    assert set(ISSUE_KEYS) <= set(report)
+    for key in ISSUE_KEYS[:-1]:
+        assert isinstance(report[key], int | float) and report[key] > 0, key
+    assert report["single_p50_ms"] <= report["single_p99_ms"]
+    assert report["generator"] in ("wrk", "python")
+    assert report["rss_mb"] > 0
+    assert all(p["peak_mb"] > 0 for p in report["rss_mb_by_process"])
+    assert {p["role"] for p in report["rss_mb_by_process"]} >= {"api", "processor"}
+    assert report["serve"]["workers"] == 1
+    assert report["e2e_events"] >= 30_000
+    assert report["store_events"] == 100_000
+    assert report["query_session_rows"] >= 10
+    assert report["query_range_rows"] > 0
+    # Everything the generator sends is valid and every request was answered 2xx.
+    assert report["errored_events"] == 0
+    assert report["failed_requests"] == {"single": 0, "batch": 0, "steady": 0}
+    assert "single_rps" in done.stdout
+
+
+def test_production_profile_without_postgresql_and_redis_says_what_it_needs():
+    done = run_bench(
+        "--profile",
+        "production",
+        "--quick",
+        env={"THE_EYE_DATABASE_URL": "sqlite:///unused.db", "THE_EYE_QUEUE_URL": "db"},
+    )
+    assert done.returncode == 2
+    assert "production profile needs PostgreSQL and Redis" in done.stderr
+    assert "THE_EYE_DATABASE_URL" in done.stderr and "THE_EYE_QUEUE_URL" in done.stderr
+
+
+@pytest.mark.parametrize("events_per_body", [1, 10, 100])
+def test_generated_events_pass_every_processing_check(tmp_path, events_per_body):
+    now = datetime.utcnow()
+    bodies = write_bodies(tmp_path / "bodies.txt", 50, events_per_body, now, seed=5)
+    events = []
+    for body in read_bodies(bodies.path):
+        document = msgspec.json.decode(body)
+        events += document["batch"] if events_per_body > 1 else [document]
+    assert len(events) == 50 * events_per_body
+    outcomes = [check_event(e, "id", now, Limits()) for e in events]
+    assert all(isinstance(o, ValidEvent) for o in outcomes), outcomes
+    assert {(e["category"], e["name"]) for e in events} <= {
+        ("page interaction", "pageview"),
+        ("page interaction", "cta click"),
+        ("form interaction", "submit"),
+    }
+    assert len({e["session_id"] for e in events}) > 1
+    assert 150 <= bodies.mean_event_bytes <= 600
