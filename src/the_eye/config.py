@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     max_error_payload_bytes: int = Field(
         64 * 1024, description="How much of an unparseable body an error record keeps."
     )
+    segment_max_message_bytes: int = Field(
+        32 * 1024, description="Largest Segment message (`/v1/*`), as Segment allows."
+    )
+    segment_max_batch_bytes: int = Field(
+        500 * 1024, description="Largest Segment body (`/v1/batch`), after gzip decoding."
+    )
 
     batch_size: int = Field(2000, description="Most queued requests a processor takes at once.")
     batch_events: int = Field(

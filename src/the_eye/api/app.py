@@ -14,7 +14,7 @@ from the_eye.api import problems
 from the_eye.api.auth import api_tokens, write_keys
 from the_eye.api.openapi import add_ingest_components
 from the_eye.api.routes import applications, errors, events, ingest, operations, sessions
-from the_eye.api.routes.ingest import Ingest
+from the_eye.api.routes.ingest import INGEST_PATHS, Ingest
 from the_eye.config import Settings, get_settings
 from the_eye.queue import open_queue
 from the_eye.store.engine import create_engine
@@ -24,12 +24,12 @@ SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access
 
 # Paths that are exact, without the trailing slash every other path has.
 _EXACT_PATHS = frozenset({"/metrics", "/openapi.json", "/docs/oauth2-redirect"})
-_INGEST = frozenset({"/events/", "/events"})
+_INGEST = frozenset(INGEST_PATHS)
 
 
 class ServeIngestFirst:
-    """Hand `POST /events/` straight to the ingest endpoint, ahead of FastAPI's routing and
-    middleware, which would otherwise cost more than the endpoint itself."""
+    """Hand `POST /events/` (and Segment's `/v1/*`) straight to the ingest endpoint, ahead of
+    FastAPI's routing and middleware, which would otherwise cost more than the endpoint itself."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SessionRef(BaseModel):
@@ -102,7 +102,102 @@ INGEST_OPENAPI: dict[str, Any] = {
     },
 }
 
-DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (IngestEvent, IngestBatch, Accepted, Problem)
+
+class SegmentMessage(BaseModel):
+    """One message of Segment's HTTP Tracking API; any other field is kept in the event's data."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = Field(
+        None,
+        description="`track`, `page`, `screen`, `identify`, `group` or `alias`; "
+        "a single call's path implies it.",
+    )
+    messageId: str | None = Field(None, description="The event's idempotency key (`event_id`).")
+    anonymousId: str | None = Field(None, description="The session, when no `sessionId` is set.")
+    userId: str | None = Field(None, description="The session, when nothing else names one.")
+    event: str | None = Field(None, description="A track's name.", examples=["Order Completed"])
+    name: str | None = Field(None, description="A page's name.")
+    properties: dict[str, Any] | None = Field(
+        None, description="`category` and `session_id` here set the event's."
+    )
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = Field(None, description="`sessionId` sets the session.")
+    timestamp: str | None = Field(None, description="ISO 8601, when it happened (client clock).")
+    originalTimestamp: str | None = None
+    sentAt: str | None = Field(None, description="ISO 8601, when it was sent (client clock).")
+    writeKey: str | None = Field(None, description="The write key, when not sent in a header.")
+
+
+class SegmentBatch(BaseModel):
+    batch: list[SegmentMessage]
+    context: dict[str, Any] | None = Field(None, description="Merged into each message's context.")
+    sentAt: str | None = Field(None, description="For messages that have no `sentAt` of their own.")
+    writeKey: str | None = Field(None, description="The write key, when not sent in a header.")
+
+
+class SegmentSuccess(BaseModel):
+    success: bool = True
+
+
+def segment_openapi(call: str) -> dict[str, Any]:
+    """The OpenAPI operation of `POST /v1/<call>`."""
+    model = "SegmentBatch" if call == "batch" else "SegmentMessage"
+    what = (
+        "A batch of Segment messages"
+        if call == "batch"
+        else f"One Segment `{call}` message (its `type` is `{call}`)"
+    )
+    return {
+        "description": (
+            f"{what}, as Segment's HTTP Tracking API takes it, so that Segment's SDKs can send "
+            "to The Eye. Authenticate with HTTP Basic (the write key as user name), a Bearer "
+            "write key, or `writeKey` in the body; `Content-Encoding: gzip` is accepted. Each "
+            'message becomes an event (README, "Segment-compatible ingestion") and is checked '
+            "after the answer, like those of `POST /events/`; `messageId` is its `event_id`."
+        ),
+        "security": [{"writeKeyBasic": []}, {"writeKey": []}],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "Durably queued.",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/SegmentSuccess"}}
+                },
+            },
+            **{
+                str(status): {
+                    "description": text,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    },
+                }
+                for status, text in (
+                    (
+                        400,
+                        "`invalid_json`: not JSON or not the right shape; `payload_too_large`: "
+                        "a message over 32 KB or a batch over 500 KB (by default).",
+                    ),
+                    (401, "`unauthorized`: missing, unknown or revoked write key."),
+                    (503, "`unavailable`: the queue cannot take events now; see `Retry-After`."),
+                )
+            },
+        },
+    }
+
+
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (
+    IngestEvent,
+    IngestBatch,
+    Accepted,
+    Problem,
+    SegmentMessage,
+    SegmentBatch,
+    SegmentSuccess,
+)
 
 
 def add_ingest_components(schema: dict[str, Any]) -> dict[str, Any]:
@@ -117,5 +212,10 @@ def add_ingest_components(schema: dict[str, Any]) -> dict[str, Any]:
         "type": "http",
         "scheme": "bearer",
         "description": "An application's write key (or HTTP Basic, the key as user name).",
+    }
+    components["securitySchemes"]["writeKeyBasic"] = {
+        "type": "http",
+        "scheme": "basic",
+        "description": "An application's write key as user name, no password (Segment's way).",
     }
     return schema

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from the_eye.processor.checks import EventRejected, Limits, SchemaCheck, ValidEvent, check_event
+from the_eye.processor.segment import segment_events
 from the_eye.queue import EVENTS, Message
+from the_eye.segment_wire import segment_call
 from the_eye.wire import BodyRejected, decode_body, events_in
 
 
@@ -31,11 +33,11 @@ def process_messages(
 def process_message(
     message: Message, limits: Limits, schema_check: SchemaCheck | None, rows: BatchRows
 ) -> None:
-    if message.kind != EVENTS:
+    if message.kind != EVENTS and segment_call(message.kind) is None:
         rows.errors.append(body_error(message, _body_problem(message.body)))
         return
     try:
-        raws = events_in(decode_body(message.body))
+        raws = raw_events(message)
     except BodyRejected as exc:
         rows.errors.append(body_error(message, str(exc)))
         return
@@ -52,6 +54,15 @@ def process_message(
             rows.events.append(event_row(outcome, message))
         else:
             rows.errors.append(error_row(outcome, message))
+
+
+def raw_events(message: Message) -> list[Any]:
+    """The raw events a message carries, Segment messages mapped onto The Eye's events."""
+    document = decode_body(message.body)
+    call = segment_call(message.kind)
+    if call is None:
+        return events_in(document)
+    return segment_events(document, call, message.received_at)
 
 
 def event_row(event: ValidEvent, message: Message) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from sqlalchemy.engine import Connection
 
 EVENTS = "events"
 INVALID_BODY = "invalid_body"
+# A Segment Tracking API body; the kind is `segment/<call>` (see `the_eye.segment_wire`).
+SEGMENT = "segment"
 
 
 class QueueUnavailable(RuntimeError):
