@@ -12,7 +12,15 @@ from the_eye import __version__
 from the_eye.api import problems
 from the_eye.api.auth import WriteKeys
 from the_eye.api.openapi import add_ingest_components
-from the_eye.api.routes import applications, errors, events, ingest, operations, sessions
+from the_eye.api.routes import (
+    applications,
+    errors,
+    events,
+    ingest,
+    operations,
+    sessions,
+    stats,
+)
 from the_eye.config import Settings, get_settings
 from the_eye.queue import open_queue
 from the_eye.store.engine import create_engine
@@ -66,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (ingest, events, sessions, errors, applications, operations):
+    for module in (ingest, events, sessions, errors, stats, applications, operations):
         app.include_router(module.router)
 
     original_openapi = app.openapi

@@ -80,6 +80,46 @@ errors = sa.Table(
     sa.Index("ix_errors_reason_received_at", "reason", "received_at", "id"),
 )
 
+# JSON Schemas for the `data` of one event type; the highest version of a type is the one in force.
+schemas = sa.Table(
+    "schemas",
+    metadata,
+    sa.Column("id", BigId, primary_key=True),
+    sa.Column("category", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("schema", Json, nullable=False),
+    # SHA-256 of the canonical JSON, so that reloading an unchanged file makes no new version.
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("category", "name", "version", name="uq_schemas_type_version"),
+)
+
+# Rollups for /stats/: how many events (by type) and open errors (by reason) fell in each
+# minute, kept by every write that adds, changes or removes one, so that a query sums a few
+# rows per minute instead of counting big tables. `minute` is whole minutes since 1970 (UTC),
+# which buckets into hours and days with plain integer arithmetic on every backend;
+# application 0 stands for errors that have no application.
+event_counts = sa.Table(
+    "event_counts",
+    metadata,
+    sa.Column("minute", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("application_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("category", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+error_counts = sa.Table(
+    "error_counts",
+    metadata,
+    sa.Column("minute", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("application_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("reason", sa.String(32), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
 # The `db` queue: one row per accepted request, deleted in the transaction that processes it.
 inbox = sa.Table(
     "inbox",

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from the_eye.store import stats
 from the_eye.store.credentials import utcnow
 from the_eye.store.tables import counters, errors, events, sessions
 
@@ -44,10 +45,17 @@ def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     stmt = (
         _insert(conn, events)
         .on_conflict_do_nothing(index_elements=["application_id", "event_id"])
-        .returning(events.c.session_id, events.c.timestamp)
+        .returning(
+            events.c.session_id,
+            events.c.timestamp,
+            events.c.application_id,
+            events.c.category,
+            events.c.name,
+        )
     )
     inserted = conn.execute(stmt, rows).all()
-    upsert_sessions(conn, inserted)
+    upsert_sessions(conn, [(row.session_id, row.timestamp) for row in inserted])
+    stats.count_events(conn, inserted)
     return len(inserted)
 
 
@@ -104,6 +112,7 @@ def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
 def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(errors.insert(), rows)
+        stats.count_errors(conn, rows)
 
 
 def bump_counters(conn: Connection, result: WriteResult) -> None:
