@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from pathlib import Path
 
 import click
 
@@ -61,6 +62,8 @@ def serve(host, port, workers, processors, no_processor) -> None:
     settings = get_settings()
     engine = _engine()
     first = bootstrap(engine)
+    if settings.schemas_dir is not None:
+        _load_schemas(engine, settings.schemas_dir)
     engine.dispose()
     if first is not None:
         app, token = first
@@ -109,14 +112,15 @@ def apps() -> None:
 
 @apps.command("create")
 @click.argument("name")
-def apps_create(name: str) -> None:
+@click.option("--strict", is_flag=True, help="Accept only event types that have a schema.")
+def apps_create(name: str, strict: bool) -> None:
     """Create an application and print its write key (shown only now)."""
     from the_eye.store.credentials import NameTaken, create_application
 
     engine = _engine()
     try:
         with engine.begin() as conn:
-            app = create_application(conn, name)
+            app = create_application(conn, name, strict)
     except NameTaken as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(app.write_key)
@@ -137,3 +141,43 @@ def tokens_create(name: str, scope: str) -> None:
     engine = _engine()
     with engine.begin() as conn:
         click.echo(create_token(conn, name, scope))
+
+
+def _load_schemas(engine, directory) -> None:
+    from the_eye.processor.schemas import SchemaFileInvalid, load_schema_dir
+
+    try:
+        report = load_schema_dir(engine, Path(directory))
+    except SchemaFileInvalid as exc:
+        raise click.ClickException(f"schemas not loaded: {exc}") from None
+    click.echo(
+        f"schemas from {directory}: {len(report.created)} new version(s), "
+        f"{len(report.unchanged)} unchanged"
+    )
+    for relative in report.created:
+        click.echo(f"  new version: {relative}")
+
+
+@main.group()
+def schemas() -> None:
+    """JSON Schemas for the data of each event type."""
+
+
+@schemas.command("load")
+@click.argument(
+    "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False
+)
+def schemas_load(directory: Path | None) -> None:
+    """Register <DIRECTORY>/<category>/<name>.json files [THE_EYE_SCHEMAS_DIR].
+
+    A file whose schema differs from its type's newest version becomes a new version; an
+    unchanged one does nothing.
+    """
+    directory = directory or get_settings().schemas_dir
+    if directory is None:
+        raise click.UsageError("give a DIRECTORY or set THE_EYE_SCHEMAS_DIR")
+    engine = _engine()
+    try:
+        _load_schemas(engine, directory)
+    finally:
+        engine.dispose()

@@ -18,10 +18,12 @@ from the_eye.api.routes import (
     events,
     ingest,
     operations,
+    schemas,
     sessions,
     stats,
 )
 from the_eye.config import Settings, get_settings
+from the_eye.processor.schemas import SchemaRegistry
 from the_eye.queue import open_queue
 from the_eye.store.engine import create_engine
 
@@ -58,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.queue = open_queue(settings, engine)
         app.state.write_keys = WriteKeys(engine, settings.key_cache_seconds)
+        # For event edits and replays, which run the processor's checks in this process.
+        app.state.schemas = SchemaRegistry(engine, settings.schema_refresh_seconds)
         try:
             yield
         finally:
@@ -74,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (ingest, events, sessions, errors, stats, applications, operations):
+    for module in (ingest, events, sessions, errors, schemas, stats, applications, operations):
         app.include_router(module.router)
 
     original_openapi = app.openapi

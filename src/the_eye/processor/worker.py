@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from the_eye.config import Settings
 from the_eye.processor.batch import BatchRows, body_error, process_messages
 from the_eye.processor.checks import Limits
+from the_eye.processor.schemas import SchemaRegistry
 from the_eye.queue import Delivery, Queue, open_queue
 from the_eye.store.engine import create_engine
 from the_eye.store.writes import WriteResult, bump_counters, store_errors, store_events
@@ -32,6 +33,7 @@ class Processor:
     queue: Queue
     limits: Limits
     batch_size: int = 200
+    schemas: SchemaRegistry | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Processor:
@@ -44,10 +46,13 @@ class Processor:
                 max_clock_skew=timedelta(seconds=settings.max_clock_skew),
             ),
             batch_size=settings.batch_size,
+            schemas=SchemaRegistry(engine, settings.schema_refresh_seconds),
         )
 
     def run_once(self, limit: int | None = None) -> int:
         """Process one batch; return how many messages it took (0 when idle)."""
+        if self.schemas is not None:
+            self.schemas.refresh()  # a no-op until refresh_seconds have passed
         with self.queue.consume(limit or self.batch_size) as delivery:
             if not delivery.messages:
                 return 0
@@ -58,7 +63,7 @@ class Processor:
         conn = delivery.connection
         try:
             with conn.begin_nested():
-                write(conn, process_messages(delivery.messages, self.limits))
+                write(conn, process_messages(delivery.messages, self.limits, self.schema_check))
         except TRANSIENT:
             raise
         except Exception:
@@ -68,7 +73,7 @@ class Processor:
             for message in delivery.messages:
                 try:
                     with conn.begin_nested():
-                        write(conn, process_messages([message], self.limits))
+                        write(conn, process_messages([message], self.limits, self.schema_check))
                 except TRANSIENT:
                     raise
                 except Exception as exc:
@@ -78,6 +83,10 @@ class Processor:
                     )
                     with conn.begin_nested():
                         write(conn, rows)
+
+    @property
+    def schema_check(self):
+        return None if self.schemas is None else self.schemas.check
 
     def drain(self) -> int:
         """Process until the queue is empty; return the messages processed."""

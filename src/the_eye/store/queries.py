@@ -175,7 +175,11 @@ def get_error(conn: Connection, error_id: int) -> Any:
 def list_applications(conn: Connection) -> list[Any]:
     return conn.execute(
         sa.select(
-            applications.c.id, applications.c.name, applications.c.active, applications.c.created_at
+            applications.c.id,
+            applications.c.name,
+            applications.c.active,
+            applications.c.created_at,
+            applications.c.strict,
         ).order_by(applications.c.id)
     ).all()
 
