@@ -23,6 +23,11 @@ class Limits:
     max_event_bytes: int = 64 * 1024
     max_clock_skew: timedelta = timedelta(seconds=60)
 
+    @classmethod
+    def of(cls, settings: Any) -> Limits:
+        """The limits a `Settings` object sets."""
+        return cls(settings.max_event_bytes, timedelta(seconds=settings.max_clock_skew))
+
 
 @dataclass(slots=True)
 class ValidEvent:

@@ -55,24 +55,41 @@ _EVENT_KEYS = ["minute", "application_id", "category", "name"]
 _ERROR_KEYS = ["minute", "application_id", "reason"]
 
 
+def _tally_events(amounts: Counter, rows: Iterable[Any], sign: int) -> Counter:
+    for row in rows:
+        amounts[(minute_of(row.timestamp), row.application_id, row.category, row.name)] += sign
+    return amounts
+
+
 def count_events(conn: Connection, rows: Iterable[Any], sign: int = 1) -> None:
     """Add (or with sign -1 remove) events, given rows with application_id, category, name
     and timestamp, to their minutes."""
-    amounts: Counter = Counter()
-    for row in rows:
-        key = (minute_of(row.timestamp), row.application_id, row.category, row.name)
-        amounts[key] += sign
+    _upsert(conn, event_counts, _EVENT_KEYS, _tally_events(Counter(), rows, sign))
+
+
+def move_events(conn: Connection, removed: Iterable[Any], added: Iterable[Any]) -> None:
+    """Count `removed` out and `added` in with one statement, so its row locks come in one
+    order (two statements could deadlock with another edit moving the other way)."""
+    amounts = _tally_events(_tally_events(Counter(), removed, -1), added, 1)
     _upsert(conn, event_counts, _EVENT_KEYS, amounts)
+
+
+def _tally_errors(amounts: Counter, rows: Iterable[Any], sign: int) -> Counter:
+    for row in rows:
+        get = row.get if isinstance(row, dict) else row._mapping.get
+        amounts[(minute_of(get("received_at")), get("application_id") or 0, get("reason"))] += sign
+    return amounts
 
 
 def count_errors(conn: Connection, rows: Iterable[Any], sign: int = 1) -> None:
     """Add (or remove) open errors, given mappings or rows with application_id, reason and
     received_at, to their minutes."""
-    amounts: Counter = Counter()
-    for row in rows:
-        get = row.get if isinstance(row, dict) else row._mapping.get
-        key = (minute_of(get("received_at")), get("application_id") or 0, get("reason"))
-        amounts[key] += sign
+    _upsert(conn, error_counts, _ERROR_KEYS, _tally_errors(Counter(), rows, sign))
+
+
+def move_errors(conn: Connection, removed: Iterable[Any], added: Iterable[Any]) -> None:
+    """Count `removed` errors out and `added` ones in, with one statement."""
+    amounts = _tally_errors(_tally_errors(Counter(), removed, -1), added, 1)
     _upsert(conn, error_counts, _ERROR_KEYS, amounts)
 
 
