@@ -181,3 +181,86 @@ def schemas_load(directory: Path | None) -> None:
         _load_schemas(engine, directory)
     finally:
         engine.dispose()
+
+
+def _time_option(value: str | None, name: str):
+    from the_eye.processor.checks import parse_timestamp
+
+    if value is None:
+        return None
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise click.BadParameter(f"not an ISO 8601 date and time: {value!r}", param_hint=name)
+    return parsed
+
+
+@main.group()
+def errors() -> None:
+    """Errors: events and bodies that could not be stored."""
+
+
+@errors.command("replay")
+@click.option("--reason", help="Only errors with this reason (e.g. schema_violation).")
+@click.option("--application", help="Only errors of this application (its name).")
+@click.option("--received-at-gte", help="Only errors received at or after (ISO 8601).")
+@click.option("--received-at-lte", help="Only errors received at or before (ISO 8601).")
+@click.option(
+    "--replayed/--not-replayed", default=None, help="Only replayed, or only open, errors."
+)
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
+def errors_replay(
+    reason, application, received_at_gte, received_at_lte, replayed, batch_size
+) -> None:
+    """Run errors through processing again with the schemas in force now.
+
+    Those that pass become events (once, however often they are replayed); the others keep
+    their record with the new reason; whole-body errors are skipped.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from the_eye.processor.checks import Limits
+    from the_eye.processor.replay import ErrorFilter, count_matching, replay_errors
+    from the_eye.processor.schemas import SchemaRegistry
+    from the_eye.store import queries
+
+    settings = get_settings()
+    engine = _engine()
+    try:
+        app_id = None
+        if application is not None:
+            with engine.connect() as conn:
+                app_id = queries.application_id(conn, application)
+            if app_id is None:
+                raise click.ClickException(f"no application named {application!r}")
+        where = ErrorFilter(
+            reason,
+            app_id,
+            _time_option(received_at_gte, "--received-at-gte"),
+            _time_option(received_at_lte, "--received-at-lte"),
+            replayed,
+        )
+        schemas = SchemaRegistry(engine, settings.schema_refresh_seconds)
+        schemas.refresh(force=True)
+        total = count_matching(engine, where)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        ) as bar:
+            task = bar.add_task("replaying", total=total)
+            counts = replay_errors(
+                engine,
+                where,
+                limits=Limits.of(settings),
+                schema_check=schemas.check,
+                batch_size=batch_size,
+                progress=lambda c: bar.update(task, completed=c.done, total=max(total, c.done)),
+                refresh=schemas.refresh,
+            )
+    finally:
+        engine.dispose()
+    click.echo(
+        f"replayed: {counts.replayed}, still failing: {counts.still_failing}, "
+        f"skipped: {counts.skipped}"
+    )
