@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -72,6 +73,9 @@ def serve(host, port, workers, processors, no_processor) -> None:
             f"  application 'default' write key: {app.write_key}\n"
             f"  admin API token:                 {token}"
         )
+    from the_eye.processor.retention import start_retention
+
+    start_retention(settings)  # hourly purges while THE_EYE_RETENTION_DAYS is set
     spawn = multiprocessing.get_context("spawn")
     children = []
     for _ in range(0 if no_processor else processors):
@@ -100,9 +104,12 @@ def serve(host, port, workers, processors, no_processor) -> None:
 @main.command()
 def worker() -> None:
     """Run a processor alone, against the configured store and queue."""
+    from the_eye.processor.retention import start_retention
     from the_eye.processor.worker import run_worker
 
-    run_worker(get_settings())
+    settings = get_settings()
+    start_retention(settings)  # hourly purges while THE_EYE_RETENTION_DAYS is set
+    run_worker(settings)
 
 
 @main.group()
@@ -264,3 +271,53 @@ def errors_replay(
         f"replayed: {counts.replayed}, still failing: {counts.still_failing}, "
         f"skipped: {counts.skipped}"
     )
+
+
+@main.command()
+@click.option(
+    "--days",
+    type=click.IntRange(1),
+    default=None,
+    help="Delete what is older than this many days [THE_EYE_RETENTION_DAYS].",
+)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+def purge(days: int | None, batch_size: int) -> None:
+    """Delete events, errors and empty sessions older than the retention period.
+
+    Events go by their timestamp, errors by when they were received; sessions go once they
+    have no events left. Works in batches, each a short transaction.
+    """
+    from the_eye.processor.retention import cutoff_for
+    from the_eye.processor.retention import purge as run_purge
+
+    days = days or get_settings().retention_days
+    if days is None:
+        raise click.UsageError("give --days or set THE_EYE_RETENTION_DAYS")
+    cutoff = cutoff_for(days)
+    engine = _engine()
+    try:
+        with _spinner() as (bar, task):
+            counts = run_purge(
+                engine,
+                cutoff,
+                batch_size=batch_size,
+                progress=lambda c: bar.update(
+                    task,
+                    description=f"deleted {c.events} events, {c.errors} errors, "
+                    f"{c.sessions} sessions",
+                ),
+            )
+    finally:
+        engine.dispose()
+    click.echo(
+        f"deleted before {cutoff.isoformat(sep=' ', timespec='seconds')} UTC: "
+        f"{counts.events} events, {counts.errors} errors, {counts.sessions} sessions"
+    )
+
+
+@contextmanager
+def _spinner():
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as bar:
+        yield bar, bar.add_task("purging", total=None)

@@ -77,6 +77,8 @@ def move_events(conn: Connection, removed: Iterable[Any], added: Iterable[Any]) 
 def _tally_errors(amounts: Counter, rows: Iterable[Any], sign: int) -> Counter:
     for row in rows:
         get = row.get if isinstance(row, dict) else row._mapping.get
+        if get("replayed"):  # replayed errors are events now, and count as those
+            continue
         amounts[(minute_of(get("received_at")), get("application_id") or 0, get("reason"))] += sign
     return amounts
 
