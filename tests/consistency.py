@@ -34,33 +34,33 @@ def assert_sessions_match_events(engine) -> None:
 
 
 def assert_rollups_match_rows(engine) -> None:
-    """The per-minute rollups hold exactly the counts of the events and open errors."""
+    """The minute, hour and day rollups hold exactly the counts of the events and open
+    errors."""
     with engine.connect() as conn:
-        ev = Counter(
-            (_minute(r.timestamp), r.application_id, r.category, r.name)
-            for r in conn.execute(
-                sa.select(
-                    events.c.timestamp, events.c.application_id, events.c.category, events.c.name
-                )
+        ev_rows = conn.execute(
+            sa.select(events.c.timestamp, events.c.application_id, events.c.category, events.c.name)
+        ).all()
+        er_rows = conn.execute(
+            sa.select(errors.c.received_at, errors.c.application_id, errors.c.reason).where(
+                ~errors.c.replayed
             )
-        )
-        er = Counter(
-            (_minute(r.received_at), r.application_id or 0, r.reason)
-            for r in conn.execute(
-                sa.select(errors.c.received_at, errors.c.application_id, errors.c.reason).where(
-                    ~errors.c.replayed
-                )
-            )
-        )
+        ).all()
         ev_rollup = {
-            (r.minute, r.application_id, r.category, r.name): r.count
+            (r.width, r.start, r.application_id, r.category, r.name): r.count
             for r in conn.execute(sa.select(event_counts))
             if r.count
         }
         er_rollup = {
-            (r.minute, r.application_id, r.reason): r.count
+            (r.width, r.start, r.application_id, r.reason): r.count
             for r in conn.execute(sa.select(error_counts))
             if r.count
         }
+    ev: Counter = Counter()
+    er: Counter = Counter()
+    for width in (1, 60, 1440):
+        for moment, app, category, name in ev_rows:
+            ev[(width, _minute(moment) // width * width, app, category, name)] += 1
+        for moment, app, reason in er_rows:
+            er[(width, _minute(moment) // width * width, app or 0, reason)] += 1
     assert ev_rollup == dict(ev)
     assert er_rollup == dict(er)

@@ -76,7 +76,7 @@ def purge(
         counts.sessions += n_sessions
         report()
     with write_transaction(engine) as conn:
-        retention.drop_empty_minutes(conn, cutoff)
+        retention.drop_empty_slots(conn, cutoff)
     return counts
 
 

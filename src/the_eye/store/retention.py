@@ -101,5 +101,5 @@ def purge_empty_sessions(
     return delete_empty_sessions(conn, empty), empty[-1]
 
 
-def drop_empty_minutes(conn: Connection, cutoff: datetime) -> None:
-    stats.drop_empty_minutes(conn, cutoff)
+def drop_empty_slots(conn: Connection, cutoff: datetime) -> None:
+    stats.drop_empty_slots(conn, cutoff)

@@ -97,27 +97,32 @@ schemas = sa.Table(
 )
 
 # Rollups for /stats/: how many events (by type) and open errors (by reason) fell in each
-# minute, kept by every write that adds, changes or removes one, so that a query sums a few
-# rows per minute instead of counting big tables. `minute` is whole minutes since 1970 (UTC),
-# which buckets into hours and days with plain integer arithmetic on every backend;
-# application 0 stands for errors that have no application.
+# minute, hour and day, kept by every write that adds, changes or removes one, so that a
+# query sums a few rows per slot instead of counting big tables. A row covers `width`
+# minutes from `start`, in whole minutes since 1970 (UTC), which buckets with plain integer
+# arithmetic on every backend; application 0 stands for errors without an application.
+# SQLite keeps them WITHOUT ROWID, clustered on the key that queries scan by range.
 event_counts = sa.Table(
     "event_counts",
     metadata,
-    sa.Column("minute", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("width", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("application_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("category", sa.String(100), primary_key=True),
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("count", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 error_counts = sa.Table(
     "error_counts",
     metadata,
-    sa.Column("minute", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("width", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("application_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("reason", sa.String(32), primary_key=True),
     sa.Column("count", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # The `db` queue: one row per accepted request, deleted in the transaction that processes it.

@@ -1,4 +1,4 @@
-"""schema registry and per-minute statistics rollups
+"""schema registry and statistics rollups
 
 Revision ID: 0002
 Revises: 0001
@@ -14,14 +14,17 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+WIDTHS = (1, 60, 1440)  # minutes: a minute, an hour, a day
 
-def _minute(column: str) -> str:
-    """SQL for whole minutes since 1970 of a naive UTC timestamp column, rounded down."""
+
+def _start(column: str, width: int) -> str:
+    """SQL for the first minute since 1970 of the `width`-minute slot a naive UTC time is in."""
     if op.get_bind().dialect.name == "sqlite":
         seconds = f"CAST(strftime('%s', {column}) AS INTEGER)"
+        size = 60 * width
         # SQLite's integer division truncates toward zero; round down for times before 1970.
-        return f"(({seconds}) - ((({seconds}) % 60) + 60) % 60) / 60"
-    return f"CAST(floor(extract(epoch FROM {column}) / 60) AS BIGINT)"
+        return f"((({seconds}) - ((({seconds}) % {size}) + {size}) % {size}) / 60)"
+    return f"(CAST(floor(extract(epoch FROM {column}) / {60 * width}) AS BIGINT) * {width})"
 
 
 def upgrade() -> None:
@@ -44,33 +47,40 @@ def upgrade() -> None:
     )
     op.create_table(
         "event_counts",
-        sa.Column("minute", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("width", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("start", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("application_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("category", sa.String(length=100), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("minute", "application_id", "category", "name"),
+        sa.PrimaryKeyConstraint("width", "start", "application_id", "category", "name"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "error_counts",
-        sa.Column("minute", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("width", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("start", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("application_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("minute", "application_id", "reason"),
+        sa.PrimaryKeyConstraint("width", "start", "application_id", "reason"),
+        sqlite_with_rowid=False,
     )
     # Stores that already hold events start with rollups that match them.
-    op.execute(
-        "INSERT INTO event_counts (minute, application_id, category, name, count) "
-        f"SELECT {_minute('timestamp')}, application_id, category, name, count(*) "
-        f"FROM events GROUP BY {_minute('timestamp')}, application_id, category, name"
-    )
-    op.execute(
-        "INSERT INTO error_counts (minute, application_id, reason, count) "
-        f"SELECT {_minute('received_at')}, coalesce(application_id, 0), reason, count(*) "
-        "FROM errors WHERE NOT replayed "
-        f"GROUP BY {_minute('received_at')}, coalesce(application_id, 0), reason"
-    )
+    for width in WIDTHS:
+        start = _start("timestamp", width)
+        op.execute(
+            "INSERT INTO event_counts (width, start, application_id, category, name, count) "
+            f"SELECT {width}, {start}, application_id, category, name, count(*) "
+            f"FROM events GROUP BY {start}, application_id, category, name"
+        )
+        start = _start("received_at", width)
+        op.execute(
+            "INSERT INTO error_counts (width, start, application_id, reason, count) "
+            f"SELECT {width}, {start}, coalesce(application_id, 0), reason, count(*) "
+            "FROM errors WHERE NOT replayed "
+            f"GROUP BY {start}, coalesce(application_id, 0), reason"
+        )
 
 
 def downgrade() -> None:
