@@ -20,7 +20,8 @@ WIDTHS = (1, 60, 1440)  # minutes: a minute, an hour, a day
 def _start(column: str, width: int) -> str:
     """SQL for the first minute since 1970 of the `width`-minute slot a naive UTC time is in."""
     if op.get_bind().dialect.name == "sqlite":
-        seconds = f"CAST(strftime('%s', {column}) AS INTEGER)"
+        # Whole seconds first: SQLite rounds a fraction like .999999 up to the next second.
+        seconds = f"CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER)"
         size = 60 * width
         # SQLite's integer division truncates toward zero; round down for times before 1970.
         return f"((({seconds}) - ((({seconds}) % {size}) + {size}) % {size}) / 60)"
