@@ -121,7 +121,12 @@ def test_malformed_edits_are_400_and_read_only_fields_are_ignored(three, reader)
     assert reader.patch(f"/events/{event['id']}/", json=[1]).status_code == 400
     unknown = reader.patch(f"/events/{event['id']}/", json={"colour": "red"})
     assert unknown.status_code == 400 and "colour" in unknown.json()["error"]["message"]
-    assert reader.patch(f"/events/{event['id']}/", content=b"{nope").status_code == 400
+    bad_json = reader.patch(
+        f"/events/{event['id']}/", content=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert bad_json.status_code == 400
+    form = reader.patch(f"/events/{event['id']}/", data={"name": "x"})
+    assert form.status_code == 415 and "application/json" in form.json()["error"]["message"]
     # The event as GET shows it can be sent back whole.
     echoed = reader.put(f"/events/{event['id']}/", json={**event, "name": "renamed"})
     assert echoed.status_code == 200 and echoed.json()["name"] == "renamed"

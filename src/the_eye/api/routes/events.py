@@ -104,6 +104,12 @@ PUT_EXAMPLE = {
 
 
 def _edit(request: Request, event_id: int, body: Any, replace: bool) -> JSONBody:
+    if "json" not in request.headers.get("content-type", ""):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the edit as a JSON object, with `Content-Type: application/json`.",
+        )
     state = request.app.state
     state.schemas.refresh(force=True)
     try:
