@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import make_event
+from tests.conftest import fetch_all, make_event
+from tests.consistency import assert_rollups_match_rows
 from the_eye.processor.checks import format_timestamp
 from the_eye.store.tables import errors, events
 
@@ -171,3 +172,12 @@ def test_bad_stats_parameters_are_400(reader, params):
     answer = reader.get("/stats/", params=params)
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] in ("invalid_request", "invalid_filter")
+
+
+def test_erasing_a_session_takes_its_events_out_of_the_stats(seeded, reader, engine):
+    before = answered(reader.get("/stats/").json())["events"][None]
+    erased = fetch_all(reader, "/events/", session="s-3")
+    assert reader.delete("/sessions/s-3/").status_code == 204
+    after = answered(reader.get("/stats/").json())["events"][None]
+    assert sum(before.values()) - sum(after.values()) == len(erased) > 0
+    assert_rollups_match_rows(engine)
