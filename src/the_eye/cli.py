@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -62,6 +64,8 @@ def serve(host, port, workers, processors, no_processor) -> None:
     settings = get_settings()
     engine = _engine()
     first = bootstrap(engine)
+    if settings.schemas_dir is not None:
+        _load_schemas(engine, settings.schemas_dir)
     engine.dispose()
     if first is not None:
         app, token = first
@@ -70,6 +74,9 @@ def serve(host, port, workers, processors, no_processor) -> None:
             f"  application 'default' write key: {app.write_key}\n"
             f"  admin API token:                 {token}"
         )
+    from the_eye.processor.retention import start_retention
+
+    start_retention(settings)  # hourly purges while THE_EYE_RETENTION_DAYS is set
     spawn = multiprocessing.get_context("spawn")
     children = []
     for _ in range(0 if no_processor else processors):
@@ -96,9 +103,12 @@ def serve(host, port, workers, processors, no_processor) -> None:
 @main.command()
 def worker() -> None:
     """Run a processor alone, against the configured store and queue."""
+    from the_eye.processor.retention import start_retention
     from the_eye.processor.worker import run_worker
 
-    run_worker(get_settings())
+    settings = get_settings()
+    start_retention(settings)  # hourly purges while THE_EYE_RETENTION_DAYS is set
+    run_worker(settings)
 
 
 @main.group()
@@ -108,14 +118,15 @@ def apps() -> None:
 
 @apps.command("create")
 @click.argument("name")
-def apps_create(name: str) -> None:
+@click.option("--strict", is_flag=True, help="Accept only event types that have a schema.")
+def apps_create(name: str, strict: bool) -> None:
     """Create an application and print its write key (shown only now)."""
     from the_eye.store.credentials import NameTaken, create_application
 
     engine = _engine()
     try:
         with engine.begin() as conn:
-            app = create_application(conn, name)
+            app = create_application(conn, name, strict)
     except NameTaken as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(app.write_key)
@@ -136,6 +147,179 @@ def tokens_create(name: str, scope: str) -> None:
     engine = _engine()
     with engine.begin() as conn:
         click.echo(create_token(conn, name, scope))
+
+
+def _load_schemas(engine, directory) -> None:
+    from the_eye.processor.schemas import SchemaFileInvalid, load_schema_dir
+
+    try:
+        report = load_schema_dir(engine, Path(directory))
+    except SchemaFileInvalid as exc:
+        raise click.ClickException(f"schemas not loaded: {exc}") from None
+    click.echo(
+        f"schemas from {directory}: {len(report.created)} new version(s), "
+        f"{len(report.unchanged)} unchanged"
+    )
+    for relative in report.created:
+        click.echo(f"  new version: {relative}")
+
+
+@main.group()
+def schemas() -> None:
+    """JSON Schemas for the data of each event type."""
+
+
+@schemas.command("load")
+@click.argument(
+    "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False
+)
+def schemas_load(directory: Path | None) -> None:
+    """Register <DIRECTORY>/<category>/<name>.json files [THE_EYE_SCHEMAS_DIR].
+
+    A file whose schema differs from its type's newest version becomes a new version; an
+    unchanged one does nothing.
+    """
+    directory = directory or get_settings().schemas_dir
+    if directory is None:
+        raise click.UsageError("give a DIRECTORY or set THE_EYE_SCHEMAS_DIR")
+    engine = _engine()
+    try:
+        _load_schemas(engine, directory)
+    finally:
+        engine.dispose()
+
+
+def _time_option(value: str | None, name: str):
+    from the_eye.timestamps import parse_timestamp
+
+    if value is None:
+        return None
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise click.BadParameter(f"not an ISO 8601 date and time: {value!r}", param_hint=name)
+    return parsed
+
+
+@main.group()
+def errors() -> None:
+    """Errors: events and bodies that could not be stored."""
+
+
+@errors.command("replay")
+@click.option("--reason", help="Only errors with this reason (e.g. schema_violation).")
+@click.option("--application", help="Only errors of this application (its name).")
+@click.option("--received-at-gte", help="Only errors received at or after (ISO 8601).")
+@click.option("--received-at-lte", help="Only errors received at or before (ISO 8601).")
+@click.option(
+    "--replayed/--not-replayed", default=None, help="Only replayed, or only open, errors."
+)
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
+def errors_replay(
+    reason, application, received_at_gte, received_at_lte, replayed, batch_size
+) -> None:
+    """Run errors through processing again with the schemas in force now.
+
+    Those that pass become events (once, however often they are replayed); the others keep
+    their record with the new reason; whole-body errors are skipped.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from the_eye.processor.checks import Limits
+    from the_eye.processor.replay import ErrorFilter, count_matching, replay_errors
+    from the_eye.processor.schemas import SchemaRegistry
+    from the_eye.store import queries
+
+    settings = get_settings()
+    engine = _engine()
+    try:
+        app_id = None
+        if application is not None:
+            with engine.connect() as conn:
+                app_id = queries.application_id(conn, application)
+            if app_id is None:
+                raise click.ClickException(f"no application named {application!r}")
+        where = ErrorFilter(
+            reason,
+            app_id,
+            _time_option(received_at_gte, "--received-at-gte"),
+            _time_option(received_at_lte, "--received-at-lte"),
+            replayed,
+        )
+        schemas = SchemaRegistry(engine, settings.schema_refresh_seconds)
+        schemas.refresh(force=True)
+        total = count_matching(engine, where)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        ) as bar:
+            task = bar.add_task("replaying", total=total)
+            counts = replay_errors(
+                engine,
+                where,
+                limits=Limits.of(settings),
+                schema_check=schemas.check,
+                batch_size=batch_size,
+                progress=lambda c: bar.update(task, completed=c.done, total=max(total, c.done)),
+                refresh=schemas.refresh,
+            )
+    finally:
+        engine.dispose()
+    click.echo(
+        f"replayed: {counts.replayed}, still failing: {counts.still_failing}, "
+        f"skipped: {counts.skipped}"
+    )
+
+
+@main.command()
+@click.option(
+    "--days",
+    type=click.IntRange(1),
+    default=None,
+    help="Delete what is older than this many days [THE_EYE_RETENTION_DAYS].",
+)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+def purge(days: int | None, batch_size: int) -> None:
+    """Delete events, errors and empty sessions older than the retention period.
+
+    Events go by their timestamp, errors by when they were received; sessions go once they
+    have no events left. Works in batches, each a short transaction.
+    """
+    from the_eye.processor.retention import cutoff_for
+    from the_eye.processor.retention import purge as run_purge
+
+    days = days or get_settings().retention_days
+    if days is None:
+        raise click.UsageError("give --days or set THE_EYE_RETENTION_DAYS")
+    cutoff = cutoff_for(days)
+    engine = _engine()
+    try:
+        with _spinner() as (bar, task):
+            counts = run_purge(
+                engine,
+                cutoff,
+                batch_size=batch_size,
+                progress=lambda c: bar.update(
+                    task,
+                    description=f"deleted {c.events} events, {c.errors} errors, "
+                    f"{c.sessions} sessions",
+                ),
+            )
+    finally:
+        engine.dispose()
+    click.echo(
+        f"deleted before {cutoff.isoformat(sep=' ', timespec='seconds')} UTC: "
+        f"{counts.events} events, {counts.errors} errors, {counts.sessions} sessions"
+    )
+
+
+@contextmanager
+def _spinner():
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as bar:
+        yield bar, bar.add_task("purging", total=None)
 
 
 from the_eye.bench import bench  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,19 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = Field(
         "NORMAL",
         description="SQLite `synchronous`: NORMAL survives process crashes, FULL power loss.",
+    )
+
+    schemas_dir: Path | None = Field(
+        None,
+        description="Directory of JSON Schema files, `<category>/<name>.json`, loaded by `serve`.",
+    )
+    schema_refresh_seconds: float = Field(
+        2.0, description="How often a processor looks for new schema versions and strict flags."
+    )
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Keep events and errors this many days; unset keeps them for ever.",
     )
 
     host: str = "127.0.0.1"

@@ -228,7 +228,7 @@ def test_application_lifecycle(server, reader):
     created = reader.post("/applications/", json={"name": "shop"})
     assert created.status_code == 201
     app = created.json()
-    assert set(app) == {"id", "name", "active", "created_at", "write_key"}
+    assert set(app) == {"id", "name", "active", "strict", "created_at", "write_key"}
     listed = reader.get("/applications/").json()["results"]
     assert "write_key" not in listed[-1] and listed[-1]["name"] == "shop"
     assert reader.post("/applications/", json={"name": "shop"}).status_code == 409

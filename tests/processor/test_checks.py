@@ -13,6 +13,7 @@ from the_eye.processor.checks import (
     EventRejected,
     Limits,
     ValidEvent,
+    Violation,
     check_event,
 )
 from the_eye.timestamps import format_timestamp, parse_timestamp
@@ -96,8 +97,8 @@ def test_rejection_keeps_the_raw_event():
 
 
 def test_schema_check_runs_last_and_reports_details():
-    def schema(category, name, data):
-        return ("`path` must start with /", {"path": "$.path", "rule": "pattern"})
+    def schema(application_id, category, name, data):
+        return Violation("`path` must start with /", {"path": "$.path", "rule": "pattern"})
 
     outcome = check(make_event(), schema_check=schema)
     assert outcome.reason == "schema_violation"

@@ -13,9 +13,19 @@ from the_eye import __version__
 from the_eye.api import problems
 from the_eye.api.auth import api_tokens, write_keys
 from the_eye.api.openapi import add_ingest_components
-from the_eye.api.routes import applications, errors, events, ingest, operations, sessions
+from the_eye.api.routes import (
+    applications,
+    errors,
+    events,
+    ingest,
+    operations,
+    schemas,
+    sessions,
+    stats,
+)
 from the_eye.api.routes.ingest import INGEST_PATHS, Ingest
 from the_eye.config import Settings, get_settings
+from the_eye.processor.schemas import SchemaRegistry
 from the_eye.queue import open_queue
 from the_eye.store.engine import create_engine
 
@@ -72,6 +82,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.write_keys = write_keys(engine, settings.key_cache_seconds)
         app.state.api_tokens = api_tokens(engine, settings.key_cache_seconds)
         app.state.ingest = Ingest(settings, app.state.queue, app.state.write_keys)
+        # For event edits and replays, which run the processor's checks in this process.
+        app.state.schemas = SchemaRegistry(engine, settings.schema_refresh_seconds)
         try:
             yield
         finally:
@@ -88,7 +100,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (ingest, events, sessions, errors, applications, operations):
+    for module in (ingest, events, sessions, errors, schemas, stats, applications, operations):
         app.include_router(module.router)
 
     original_openapi = app.openapi

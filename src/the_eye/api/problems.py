@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from the_eye.api.responses import JSONBody
@@ -83,6 +84,17 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = "No such resource."
         return error_response(exc.status_code, code, message, headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    async def _store_unavailable(request: Request, exc: OperationalError):
+        # A SQLite writer that waited out its busy timeout, or a store that is down.
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        return error_response(
+            503,
+            "unavailable",
+            "The store is busy or unreachable; retry later.",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

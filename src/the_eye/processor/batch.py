@@ -49,7 +49,9 @@ def process_message(
         )
         return
     for raw, event_id in zip(raws, message.event_ids, strict=True):
-        outcome = check_event(raw, event_id, message.received_at, limits, schema_check)
+        outcome = check_event(
+            raw, event_id, message.received_at, limits, schema_check, message.application_id
+        )
         if isinstance(outcome, ValidEvent):
             rows.events.append(event_row(outcome, message))
         else:

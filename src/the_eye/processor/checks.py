@@ -24,6 +24,11 @@ class Limits:
     max_event_bytes: int = 64 * 1024
     max_clock_skew: timedelta = timedelta(seconds=60)
 
+    @classmethod
+    def of(cls, settings: Any) -> Limits:
+        """The limits a `Settings` object sets."""
+        return cls(settings.max_event_bytes, timedelta(seconds=settings.max_clock_skew))
+
 
 @dataclass(slots=True)
 class ValidEvent:
@@ -48,8 +53,18 @@ class EventRejected:
     details: dict[str, Any] | None = field(default=None)
 
 
-# A schema check takes (category, name, data) and answers None or (message, details).
-SchemaCheck = Callable[[str, str, dict[str, Any]], tuple[str, dict[str, Any]] | None]
+@dataclass(slots=True, frozen=True)
+class Violation:
+    """Why the rules registered for an event type refuse an event."""
+
+    message: str
+    details: dict[str, Any]
+    reason: str = "schema_violation"
+
+
+# A schema check takes (application id, category, name, data) and answers None when the
+# event may be stored, or the Violation that keeps it out. It runs after every other check.
+SchemaCheck = Callable[[int, str, str, dict[str, Any]], Violation | None]
 
 
 def check_event(
@@ -58,8 +73,12 @@ def check_event(
     received_at: datetime,
     limits: Limits,
     schema_check: SchemaCheck | None = None,
+    application_id: int = 0,
 ) -> ValidEvent | EventRejected:
-    """Run the checks of API.md "Processing" in order; the first that fails decides."""
+    """Run the checks of API.md "Processing" in order; the first that fails decides.
+
+    `application_id` is the sender's, for schema checks that depend on it (strict mode).
+    """
     encoded = _encode(raw)
 
     def reject(reason: str, message: str, **details: Any) -> EventRejected:
@@ -121,10 +140,9 @@ def check_event(
         )
 
     if schema_check is not None:
-        violation = schema_check(raw["category"], raw["name"], data)
+        violation = schema_check(application_id, raw["category"], raw["name"], data)
         if violation is not None:
-            message, details = violation
-            return reject("schema_violation", message, **details)
+            return reject(violation.reason, violation.message, **violation.details)
 
     return ValidEvent(event_id, session_id, raw["category"], raw["name"], data, timestamp)
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from the_eye.config import Settings
 from the_eye.processor.batch import BatchRows, body_error, process_messages
 from the_eye.processor.checks import Limits
+from the_eye.processor.schemas import SchemaRegistry
 from the_eye.queue import Delivery, Message, Queue, open_queue
 from the_eye.store.engine import create_engine
 from the_eye.store.writes import WriteResult, bump_counters, store_errors, store_events
@@ -39,6 +40,7 @@ class Processor:
     # Sizes of recent messages; the first batch takes one message, as nothing is known yet.
     _events_per_message: float = float("inf")
     _bytes_per_message: float = float("inf")
+    schemas: SchemaRegistry | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Processor:
@@ -52,10 +54,13 @@ class Processor:
             ),
             batch_size=settings.batch_size,
             batch_events=settings.batch_events,
+            schemas=SchemaRegistry(engine, settings.schema_refresh_seconds),
         )
 
     def run_once(self, limit: int | None = None) -> int:
         """Process one batch; return how many messages it took (0 when idle)."""
+        if self.schemas is not None:
+            self.schemas.refresh()  # a no-op until refresh_seconds have passed
         with self.queue.consume(limit or self._next_limit(), self._prepare) as delivery:
             if not delivery.messages:
                 return 0
@@ -77,7 +82,7 @@ class Processor:
 
     def _prepare(self, messages: list[Message]) -> BatchRows | None:
         try:
-            return process_messages(messages, self.limits)
+            return process_messages(messages, self.limits, self.schema_check)
         except Exception:
             log.exception("checking a batch failed; isolating its messages")
             return None
@@ -98,7 +103,7 @@ class Processor:
             for message in delivery.messages:
                 try:
                     with conn.begin_nested():
-                        write(conn, process_messages([message], self.limits))
+                        write(conn, process_messages([message], self.limits, self.schema_check))
                 except TRANSIENT:
                     raise
                 except Exception as exc:
@@ -108,6 +113,10 @@ class Processor:
                     )
                     with conn.begin_nested():
                         write(conn, rows)
+
+    @property
+    def schema_check(self):
+        return None if self.schemas is None else self.schemas.check
 
     def drain(self) -> int:
         """Process until the queue is empty; return the messages processed."""

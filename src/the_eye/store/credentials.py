@@ -34,23 +34,33 @@ class Application:
     active: bool
     created_at: datetime
     write_key: str | None = None
+    strict: bool = False
 
 
 class NameTaken(ValueError):
     """An application with that name exists already."""
 
 
-def create_application(conn: Connection, name: str) -> Application:
-    """A new application and its write key, which is shown only in the returned value."""
+def create_application(conn: Connection, name: str, strict: bool = False) -> Application:
+    """A new application and its write key, which is shown only in the returned value.
+
+    A strict application may send only event types that have a schema.
+    """
     if conn.execute(sa.select(applications.c.id).where(applications.c.name == name)).first():
         raise NameTaken(f"An application named {name!r} exists already.")
     key = new_secret(WRITE_KEY_PREFIX)
     now = utcnow()
     app_id = conn.execute(
         applications.insert().returning(applications.c.id),
-        {"name": name, "write_key_hash": hash_secret(key), "active": True, "created_at": now},
+        {
+            "name": name,
+            "write_key_hash": hash_secret(key),
+            "active": True,
+            "strict": strict,
+            "created_at": now,
+        },
     ).scalar_one()
-    return Application(app_id, name, True, now, key)
+    return Application(app_id, name, True, now, key, strict)
 
 
 def rotate_write_key(conn: Connection, app_id: int) -> Application | None:
@@ -59,11 +69,24 @@ def rotate_write_key(conn: Connection, app_id: int) -> Application | None:
         applications.update()
         .where(applications.c.id == app_id)
         .values(write_key_hash=hash_secret(key), active=True)
-        .returning(applications.c.name, applications.c.created_at)
+        .returning(applications.c.name, applications.c.created_at, applications.c.strict)
     ).first()
     if row is None:
         return None
-    return Application(app_id, row.name, True, row.created_at, key)
+    return Application(app_id, row.name, True, row.created_at, key, row.strict)
+
+
+def set_strict(conn: Connection, app_id: int, strict: bool) -> Application | None:
+    """Turn an application's strict mode on or off; processors follow within seconds."""
+    row = conn.execute(
+        applications.update()
+        .where(applications.c.id == app_id)
+        .values(strict=strict)
+        .returning(applications.c.name, applications.c.active, applications.c.created_at)
+    ).first()
+    if row is None:
+        return None
+    return Application(app_id, row.name, row.active, row.created_at, strict=strict)
 
 
 def revoke_application(conn: Connection, app_id: int) -> bool:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from the_eye.config import Settings
 
@@ -58,6 +61,24 @@ def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN")
+        immediate = conn.get_execution_options().get(_IMMEDIATE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+_IMMEDIATE = "the_eye_write_lock"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that reads rows and then writes what it read, safely.
+
+    On SQLite it holds the write lock from its first statement, so nothing changes between
+    its reads and its writes (a deferred transaction would fail to upgrade instead). On
+    PostgreSQL it is a plain transaction whose callers lock rows with `FOR UPDATE`.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(**{_IMMEDIATE: True})
+        with conn.begin():
+            yield conn

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from the_eye.store import stats
 from the_eye.store.tables import applications, counters, errors, events, sessions
 
 
@@ -142,7 +143,12 @@ def get_session(conn: Connection, session_id: str) -> Any:
 
 def delete_session(conn: Connection, session_id: str) -> bool:
     """Erase a session and every event of it; False when there was no such session."""
-    conn.execute(sa.delete(events).where(events.c.session_id == session_id))
+    erased = conn.execute(
+        sa.delete(events)
+        .where(events.c.session_id == session_id)
+        .returning(events.c.application_id, events.c.category, events.c.name, events.c.timestamp)
+    ).all()
+    stats.count_events(conn, erased, -1)
     return conn.execute(sa.delete(sessions).where(sessions.c.id == session_id)).rowcount > 0
 
 
@@ -175,7 +181,11 @@ def get_error(conn: Connection, error_id: int) -> Any:
 def list_applications(conn: Connection) -> list[Any]:
     return conn.execute(
         sa.select(
-            applications.c.id, applications.c.name, applications.c.active, applications.c.created_at
+            applications.c.id,
+            applications.c.name,
+            applications.c.active,
+            applications.c.created_at,
+            applications.c.strict,
         ).order_by(applications.c.id)
     ).all()
 

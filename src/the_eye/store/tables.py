@@ -82,6 +82,51 @@ errors = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# JSON Schemas for the `data` of one event type; the highest version of a type is the one in force.
+schemas = sa.Table(
+    "schemas",
+    metadata,
+    sa.Column("id", BigId, primary_key=True),
+    sa.Column("category", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("schema", Json, nullable=False),
+    # SHA-256 of the canonical JSON, so that reloading an unchanged file makes no new version.
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("category", "name", "version", name="uq_schemas_type_version"),
+)
+
+# Rollups for /stats/: how many events (by type) and open errors (by reason) fell in each
+# minute, hour and day, kept by every write that adds, changes or removes one, so that a
+# query sums a few rows per slot instead of counting big tables. A row covers `width`
+# minutes from `start`, in whole minutes since 1970 (UTC), which buckets with plain integer
+# arithmetic on every backend; application 0 stands for errors without an application.
+# SQLite keeps them WITHOUT ROWID, clustered on the key that queries scan by range.
+event_counts = sa.Table(
+    "event_counts",
+    metadata,
+    sa.Column("width", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("application_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("category", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+error_counts = sa.Table(
+    "error_counts",
+    metadata,
+    sa.Column("width", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("application_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("reason", sa.String(32), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 # The `db` queue: one row per accepted request, deleted in the transaction that processes it.
 # Ids are never reused (AUTOINCREMENT on SQLite), so a processor that read a row can tell
 # whether the row it claims later is still that one.

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from the_eye.store import stats
 from the_eye.store.engine import dump_json
 from the_eye.store.tables import counters, errors, sessions
 from the_eye.timestamps import utcnow
@@ -65,6 +66,22 @@ def _binders(conn: Connection):
     return as_time, dump_json
 
 
+class _Counted(NamedTuple):
+    """A new event as the statistics rollup counts it."""
+
+    timestamp: datetime
+    application_id: int
+    category: str
+    name: str
+
+
+def _counted(row: Any) -> _Counted:
+    timestamp = row.timestamp
+    if isinstance(timestamp, str):  # SQLite returns its text form
+        timestamp = datetime.fromisoformat(timestamp)
+    return _Counted(timestamp, row.application_id, row.category, row.name)
+
+
 def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert events, skipping known idempotency keys, and update their sessions.
 
@@ -94,10 +111,11 @@ def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
             f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
             + ", ".join([one_row] * len(chunk))
             + " ON CONFLICT (application_id, event_id) DO NOTHING"
-            + " RETURNING session_id, timestamp"
+            + " RETURNING session_id, timestamp, application_id, category, name"
         )
         inserted += conn.exec_driver_sql(sql, tuple(params)).all()
-    upsert_sessions(conn, inserted)
+    upsert_sessions(conn, [(row.session_id, row.timestamp) for row in inserted])
+    stats.count_events(conn, [_counted(row) for row in inserted])
     return len(inserted)
 
 
@@ -144,6 +162,7 @@ def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
 def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(errors.insert(), rows)
+        stats.count_errors(conn, rows)
 
 
 def bump_counters(conn: Connection, result: WriteResult) -> None:

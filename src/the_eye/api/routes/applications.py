@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from the_eye.api.auth import AdminAccess
 from the_eye.api.pagination import iso
@@ -16,10 +16,24 @@ router = APIRouter(tags=["applications"], dependencies=[AdminAccess])
 
 class NewApplication(BaseModel):
     name: str = Field(min_length=1, max_length=100)
+    strict: StrictBool = Field(False, description="Only event types that have a schema.")
+
+
+class ApplicationChanges(BaseModel):
+    strict: StrictBool = Field(
+        description="In strict mode, events of a type with no schema become "
+        "`unknown_event_type` errors."
+    )
 
 
 def application_json(app: credentials.Application) -> dict:
-    body = {"id": app.id, "name": app.name, "active": app.active, "created_at": iso(app.created_at)}
+    body = {
+        "id": app.id,
+        "name": app.name,
+        "active": app.active,
+        "strict": app.strict,
+        "created_at": iso(app.created_at),
+    }
     if app.write_key is not None:
         body["write_key"] = app.write_key
     return body
@@ -29,7 +43,9 @@ def application_json(app: credentials.Application) -> dict:
 def list_applications(request: Request) -> JSONBody:
     with request.app.state.engine.connect() as conn:
         rows = queries.list_applications(conn)
-    apps = [credentials.Application(r.id, r.name, r.active, r.created_at) for r in rows]
+    apps = [
+        credentials.Application(r.id, r.name, r.active, r.created_at, strict=r.strict) for r in rows
+    ]
     return JSONBody({"results": [application_json(a) for a in apps], "next": None})
 
 
@@ -38,10 +54,20 @@ def create_application(request: Request, body: NewApplication) -> JSONBody:
     """The answer holds the write key; it is never shown again."""
     try:
         with request.app.state.engine.begin() as conn:
-            app = credentials.create_application(conn, body.name)
+            app = credentials.create_application(conn, body.name, body.strict)
     except credentials.NameTaken as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     return JSONBody(application_json(app), status_code=201)
+
+
+@router.patch("/applications/{app_id}/", summary="Change an application's strict mode")
+def change_application(request: Request, app_id: int, body: ApplicationChanges) -> JSONBody:
+    with request.app.state.engine.begin() as conn:
+        app = credentials.set_strict(conn, app_id, body.strict)
+    if app is None:
+        raise not_found("application")
+    request.app.state.schemas.refresh(force=True)
+    return JSONBody(application_json(app))
 
 
 @router.post("/applications/{app_id}/rotate-key/", summary="Replace an application's write key")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from the_eye.api.auth import ReadAccess
+from the_eye.api.auth import AdminAccess, ReadAccess
 from the_eye.api.pagination import (
     CursorParam,
     Limit,
@@ -14,8 +14,10 @@ from the_eye.api.pagination import (
     page_response,
     time_filter,
 )
-from the_eye.api.problems import not_found
+from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
+from the_eye.processor import replay
+from the_eye.processor.checks import Limits
 from the_eye.store import queries
 
 router = APIRouter(tags=["errors"], dependencies=[ReadAccess])
@@ -76,3 +78,72 @@ def get_error(request: Request, error_id: int) -> JSONBody:
             raise not_found("error")
         names = queries.application_names(conn)
     return JSONBody({**error_json(row, names), "payload": row.payload})
+
+
+@router.post(
+    "/errors/replay/",
+    summary="Replay every error the filters match",
+    dependencies=[AdminAccess],
+)
+def replay_errors(
+    request: Request,
+    reason: str | None = None,
+    application: str | None = Query(None, description="Application name."),
+    received_at__gte: str | None = None,
+    received_at__lte: str | None = None,
+    replayed: bool | None = None,
+) -> JSONBody:
+    """Runs the matching errors' raw events through processing again, in batches, with the
+    schemas in force now. Those that pass become events; the others keep their record with
+    the new reason; whole-body and already replayed errors are skipped."""
+    state = request.app.state
+    gte = time_filter(received_at__gte, "received_at__gte")
+    lte = time_filter(received_at__lte, "received_at__lte")
+    app_id = None
+    if application is not None:
+        with state.engine.connect() as conn:
+            app_id = queries.application_id(conn, application)
+        if app_id is None:
+            return JSONBody({"replayed": 0, "still_failing": 0, "skipped": 0})
+    state.schemas.refresh(force=True)
+    counts = replay.replay_errors(
+        state.engine,
+        replay.ErrorFilter(reason, app_id, gte, lte, replayed),
+        limits=Limits.of(state.settings),
+        schema_check=state.schemas.check,
+        refresh=state.schemas.refresh,
+    )
+    return JSONBody(
+        {
+            "replayed": counts.replayed,
+            "still_failing": counts.still_failing,
+            "skipped": counts.skipped,
+        }
+    )
+
+
+@router.post("/errors/{error_id}/replay/", summary="Replay one error", dependencies=[AdminAccess])
+def replay_error(request: Request, error_id: int) -> JSONBody:
+    """Answers the error as it is afterwards, with `outcome`: `replayed` (see
+    `replayed_event`), `still_failing` (see the new `reason`) or `already_replayed`."""
+    state = request.app.state
+    state.schemas.refresh(force=True)
+    try:
+        outcome = replay.replay_error(
+            state.engine,
+            error_id,
+            limits=Limits.of(state.settings),
+            schema_check=state.schemas.check,
+        )
+    except replay.ErrorNotFound:
+        raise not_found("error") from None
+    if outcome.outcome == "not_replayable":
+        raise ApiError(
+            409,
+            "not_replayable",
+            "This error keeps a whole request body, not one event; it cannot become an event.",
+        )
+    with state.engine.connect() as conn:
+        row = queries.get_error(conn, error_id)
+        names = queries.application_names(conn)
+    return JSONBody({**error_json(row, names), "outcome": outcome.outcome})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request, Response
 
-from the_eye.api.auth import ReadAccess
+from the_eye.api.auth import AdminAccess, ReadAccess
 from the_eye.api.pagination import (
     CursorParam,
     Limit,
@@ -16,8 +16,10 @@ from the_eye.api.pagination import (
     page_response,
     time_filter,
 )
-from the_eye.api.problems import not_found
+from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
+from the_eye.processor import corrections
+from the_eye.processor.checks import Limits
 from the_eye.store import queries
 
 router = APIRouter(tags=["events"], dependencies=[ReadAccess])
@@ -89,3 +91,72 @@ def get_event(request: Request, event_id: int) -> JSONBody:
             raise not_found("event")
         names = queries.application_names(conn)
     return JSONBody(event_json(row, names))
+
+
+EDIT_EXAMPLE = {"timestamp": "2021-01-01 09:15:27", "data": {"host": "example.com", "path": "/"}}
+PUT_EXAMPLE = {
+    "session_id": "e2085be5-9137-4e4e-80b5-f1ffddc25423",
+    "category": "page interaction",
+    "name": "pageview",
+    "data": {"host": "www.consumeraffairs.com", "path": "/"},
+    "timestamp": "2021-01-01 09:15:27.243860",
+}
+
+
+def _edit(request: Request, event_id: int, body: Any, replace: bool) -> JSONBody:
+    if "json" not in request.headers.get("content-type", ""):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the edit as a JSON object, with `Content-Type: application/json`.",
+        )
+    state = request.app.state
+    state.schemas.refresh(force=True)
+    try:
+        row = corrections.edit_event(
+            state.engine,
+            event_id,
+            body,
+            replace=replace,
+            limits=Limits.of(state.settings),
+            schema_check=state.schemas.check,
+        )
+    except corrections.EventNotFound:
+        raise not_found("event") from None
+    except corrections.EditInvalid as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    except corrections.EditRejected as exc:
+        rejected = exc.rejected
+        raise ApiError(400, rejected.reason, rejected.message, rejected.details) from None
+    except corrections.EventIdTaken as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    with state.engine.connect() as conn:
+        names = queries.application_names(conn)
+    return JSONBody(event_json(row, names))
+
+
+@router.patch(
+    "/events/{event_id}/", summary="Change some fields of an event", dependencies=[AdminAccess]
+)
+def patch_event(request: Request, event_id: int, body: Any = Body(examples=[EDIT_EXAMPLE])):
+    """The changed event passes the same checks as a new one (else `400` with the reason);
+    its sessions' first_seen, last_seen and event_count follow. `id`, `application` and
+    `received_at` cannot change and are ignored."""
+    return _edit(request, event_id, body, replace=False)
+
+
+@router.put("/events/{event_id}/", summary="Replace an event", dependencies=[AdminAccess])
+def put_event(request: Request, event_id: int, body: Any = Body(examples=[PUT_EXAMPLE])):
+    """Like an event sent anew (`event_id` may be left out to keep the current one)."""
+    return _edit(request, event_id, body, replace=True)
+
+
+@router.delete(
+    "/events/{event_id}/", status_code=204, summary="Delete an event", dependencies=[AdminAccess]
+)
+def delete_event(request: Request, event_id: int) -> Response:
+    try:
+        corrections.delete_event(request.app.state.engine, event_id)
+    except corrections.EventNotFound:
+        raise not_found("event") from None
+    return Response(status_code=204)

@@ -1,0 +1,150 @@
+"""Corrections of stored events: an edit passes the same checks as a new event.
+
+The changed event is checked with `check_event` against the time The Eye first received
+it, with the rules in force now; then the store changes it and recounts the sessions it
+left and joined, all in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from the_eye.processor.checks import (
+    EventRejected,
+    Limits,
+    SchemaCheck,
+    ValidEvent,
+    check_event,
+    format_timestamp,
+)
+from the_eye.store.corrections import EventIdTaken, change_event, lock_event, remove_event
+from the_eye.store.credentials import utcnow
+from the_eye.store.engine import write_transaction
+
+__all__ = [
+    "EditInvalid",
+    "EditRejected",
+    "EventIdTaken",
+    "EventNotFound",
+    "delete_event",
+    "edit_event",
+]
+
+EDITABLE = frozenset({"session_id", "session", "category", "name", "data", "timestamp", "event_id"})
+# Fields of an event as the API shows it that an edit cannot change; sending them back
+# unchanged (a GET, modified, then PUT) is allowed, and they are ignored.
+READ_ONLY = frozenset({"id", "application", "received_at"})
+
+T = TypeVar("T")
+
+
+class EventNotFound(LookupError):
+    """No event has that id."""
+
+
+class EditInvalid(ValueError):
+    """The edit itself is malformed: not an object, or fields an event does not have."""
+
+
+class EditRejected(ValueError):
+    """The edited event fails a check; `rejected` says which, as an error record would."""
+
+    def __init__(self, rejected: EventRejected) -> None:
+        super().__init__(rejected.message)
+        self.rejected = rejected
+
+
+def edited_raw(current: Any, changes: Any, replace: bool) -> dict[str, Any]:
+    """The raw event an edit makes: `changes` over the current event, or instead of it."""
+    if not isinstance(changes, dict):
+        raise EditInvalid("An edit must be a JSON object.")
+    unknown = sorted(set(changes) - EDITABLE - READ_ONLY)
+    if unknown:
+        raise EditInvalid(f"Events have no field {', '.join(map(repr, unknown))}.")
+    changes = {k: v for k, v in changes.items() if k in EDITABLE}
+    if "session" in changes and "session_id" not in changes:
+        session = changes.pop("session")
+        changes["session_id"] = session.get("id") if isinstance(session, dict) else session
+    changes.pop("session", None)
+    if replace:
+        raw = changes
+    else:
+        raw = {
+            "session_id": current.session_id,
+            "category": current.category,
+            "name": current.name,
+            "data": current.data,
+            "timestamp": format_timestamp(current.timestamp),
+            **changes,
+        }
+    if raw.get("event_id") is None:
+        raw["event_id"] = current.event_id
+    return raw
+
+
+def _retry_deadlocks(work: Callable[[], T], attempts: int = 5) -> T:
+    """Run `work` again when PostgreSQL broke a deadlock by cancelling it."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def edit_event(
+    engine: Engine,
+    row_id: int,
+    changes: Any,
+    *,
+    replace: bool,
+    limits: Limits,
+    schema_check: SchemaCheck | None,
+) -> Any:
+    """Change event `row_id` (PATCH merges `changes`, PUT with `replace` replaces the fields);
+    return the stored row. Raises EventNotFound, EditInvalid, EditRejected or EventIdTaken,
+    and then nothing is written."""
+
+    def work() -> Any:
+        with write_transaction(engine) as conn:
+            current = lock_event(conn, row_id)
+            if current is None:
+                raise EventNotFound(row_id)
+            raw = edited_raw(current, changes, replace)
+            outcome = check_event(
+                raw,
+                raw["event_id"] if isinstance(raw["event_id"], str) else current.event_id,
+                current.received_at,
+                limits,
+                schema_check,
+                current.application_id,
+            )
+            if not isinstance(outcome, ValidEvent):
+                raise EditRejected(outcome)
+            values = {
+                "event_id": outcome.event_id,
+                "session_id": outcome.session_id,
+                "category": outcome.category,
+                "name": outcome.name,
+                "data": outcome.data,
+                "timestamp": outcome.timestamp,
+            }
+            return change_event(conn, current, values, utcnow())
+
+    return _retry_deadlocks(work)
+
+
+def delete_event(engine: Engine, row_id: int) -> None:
+    """Delete event `row_id`, keeping its session's counters and the stats right."""
+
+    def work() -> None:
+        with write_transaction(engine) as conn:
+            if remove_event(conn, row_id) is None:
+                raise EventNotFound(row_id)
+
+    _retry_deadlocks(work)

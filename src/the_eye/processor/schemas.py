@@ -1,0 +1,274 @@
+"""The schema registry: JSON Schemas (draft 2020-12) for the `data` of each event type.
+
+Versions live in the store; each process keeps the version in force of every type compiled
+once, in a `SchemaRegistry`, and notices new versions (and applications' strict flags) with
+one cheap query every few seconds. The registry's `check` is the `SchemaCheck` that
+`check_event` runs last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from referencing.exceptions import Unresolvable
+from sqlalchemy.engine import Connection, Engine
+
+from the_eye.processor.checks import MAX_NAME_LENGTH, Violation
+from the_eye.store import schemas as store
+from the_eye.store.credentials import utcnow
+
+log = logging.getLogger("the_eye.schemas")
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class SchemaInvalid(ValueError):
+    """A schema The Eye cannot use: not JSON Schema draft 2020-12, or a bad event type."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.details = message, details
+
+
+def json_path(root: str, parts: Iterable[Any]) -> str:
+    """A JSONPath like `$.data.form['first name'][0]` for a sequence of keys and indexes."""
+    path = root
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif isinstance(part, str) and part.isidentifier():
+            path += f".{part}"
+        else:
+            path += "[" + orjson.dumps(str(part)).decode().replace('"', "'") + "]"
+    return path
+
+
+def _pointer(parts: Sequence[Any]) -> str:
+    escaped = (str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return "#/" + "/".join(escaped) if parts else "#"
+
+
+def compile_schema(schema: Any) -> Draft202012Validator:
+    """A validator for `schema`, or SchemaInvalid with the reason and where it lies."""
+    if not isinstance(schema, dict | bool):
+        raise SchemaInvalid("A JSON Schema must be an object (or true or false).")
+    if isinstance(schema, dict):
+        declared = schema.get("$schema")
+        if declared is not None and declared.rstrip("#") != DRAFT:
+            raise SchemaInvalid(
+                f"The Eye reads JSON Schema draft 2020-12; this one declares {declared!r}.",
+                {"path": "$.$schema", "rule": "$schema"},
+            )
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise SchemaInvalid(
+            f"Not a valid JSON Schema (draft 2020-12): {exc.message}.",
+            {"path": json_path("$", exc.absolute_path), "rule": exc.validator},
+        ) from None
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def digest_of(schema: Any) -> str:
+    """The same for the same schema however its keys are ordered or spaced."""
+    return hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _check_type(category: Any, name: Any) -> None:
+    for label, value in (("category", category), ("name", name)):
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LENGTH:
+            raise SchemaInvalid(
+                f"`{label}` must be a string of 1 to {MAX_NAME_LENGTH} characters.",
+                {"field": label},
+            )
+
+
+def register_schema(
+    conn: Connection, category: str, name: str, schema: Any, source: str = "api"
+) -> Any:
+    """Check `schema` and store it as the next version of (category, name), in force from now."""
+    _check_type(category, name)
+    compile_schema(schema)
+    return store.add_version(conn, category, name, schema, digest_of(schema), source, utcnow())
+
+
+@dataclass(slots=True, frozen=True)
+class CompiledSchema:
+    """One version of a type's schema, compiled once."""
+
+    id: int
+    version: int
+    validator: Draft202012Validator
+
+
+def _violation(error: ValidationError, schema: CompiledSchema) -> Violation:
+    parts = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        # Name the missing member itself rather than the object that lacks it.
+        missing = [p for p in error.validator_value if p not in error.instance]
+        if missing:
+            parts.append(missing[0])
+    path = json_path("$.data", parts)
+    return Violation(
+        f"`{path}`: {error.message} (schema version {schema.version}).",
+        {
+            "field": "data",
+            "path": path,
+            "rule": error.validator,
+            "schema_path": _pointer(list(error.absolute_schema_path)),
+            "schema_version": schema.version,
+        },
+    )
+
+
+@dataclass
+class SchemaRegistry:
+    """The schemas in force and the strict applications, as one process sees them.
+
+    `refresh` is cheap when nothing changed (one small query); call it often. `check` does
+    no I/O.
+    """
+
+    engine: Engine
+    refresh_seconds: float = 2.0
+    _schemas: dict[tuple[str, str], CompiledSchema] = field(default_factory=dict, init=False)
+    _strict: frozenset[int] = field(default=frozenset(), init=False)
+    _fingerprint: tuple[int, int] | None = field(default=None, init=False)
+    _due: float = field(default=0.0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def refresh(self, force: bool = False) -> None:
+        """Load new versions and strict flags, at most every `refresh_seconds` unless forced."""
+        if not force and time.monotonic() < self._due:
+            return
+        with self._lock:
+            self._due = time.monotonic() + self.refresh_seconds
+            with self.engine.connect() as conn:
+                self._strict = store.strict_application_ids(conn)
+                fingerprint = store.fingerprint(conn)
+                if fingerprint == self._fingerprint:
+                    return
+                rows = store.newest_versions(conn)
+            self._schemas = self._compile(rows)
+            self._fingerprint = fingerprint
+
+    def _compile(self, rows: list[Any]) -> dict[tuple[str, str], CompiledSchema]:
+        compiled = {}
+        for row in rows:
+            key = (row.category, row.name)
+            known = self._schemas.get(key)
+            if known is not None and known.id == row.id:
+                compiled[key] = known
+                continue
+            try:
+                validator = compile_schema(row.schema)
+            except SchemaInvalid as exc:  # stored before a rule got stricter; keep the old one
+                log.error("schema %s/%s v%s unusable: %s", *key, row.version, exc.message)
+                if known is not None:
+                    compiled[key] = known
+                continue
+            compiled[key] = CompiledSchema(row.id, row.version, validator)
+        return compiled
+
+    def version_of(self, category: str, name: str) -> int | None:
+        schema = self._schemas.get((category, name))
+        return None if schema is None else schema.version
+
+    def check(
+        self, application_id: int, category: str, name: str, data: dict[str, Any]
+    ) -> Violation | None:
+        """The `SchemaCheck`: the version in force validates `data`; strict applications
+        may send only types that have a schema."""
+        schema = self._schemas.get((category, name))
+        if schema is None:
+            if application_id in self._strict:
+                return Violation(
+                    f"No schema is registered for ({category!r}, {name!r}), and this "
+                    "application only sends event types that have one (strict mode).",
+                    {"field": "category", "category": category, "name": name},
+                    reason="unknown_event_type",
+                )
+            return None
+        try:
+            error = best_match(schema.validator.iter_errors(data))
+        except Unresolvable as exc:
+            return Violation(
+                f"The schema (version {schema.version}) refers to {exc.ref!r}, "
+                "which The Eye cannot resolve.",
+                {
+                    "field": "data",
+                    "path": "$.data",
+                    "rule": "$ref",
+                    "schema_version": schema.version,
+                },
+            )
+        if error is None:
+            return None
+        return _violation(error, schema)
+
+
+class SchemaFileInvalid(ValueError):
+    """A file of THE_EYE_SCHEMAS_DIR that cannot be loaded; nothing of the directory is."""
+
+
+@dataclass(slots=True)
+class LoadReport:
+    """What loading a directory of schema files did."""
+
+    created: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def read_schema_dir(directory: Path) -> list[tuple[str, str, Any, str]]:
+    """(category, name, schema, relative path) of every `<category>/<name>.json` file.
+
+    Hidden files and folders and files of other kinds are ignored; a JSON file elsewhere,
+    or one that is not a valid schema, raises SchemaFileInvalid.
+    """
+    if not directory.is_dir():
+        raise SchemaFileInvalid(f"{directory} is not a directory")
+    found = []
+    for path in sorted(directory.rglob("*.json")):
+        relative = path.relative_to(directory)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if len(relative.parts) != 2:
+            raise SchemaFileInvalid(f"{relative}: schema files go in <dir>/<category>/<name>.json")
+        category, name = relative.parts[0], path.stem
+        try:
+            schema = orjson.loads(path.read_bytes())
+            _check_type(category, name)
+            compile_schema(schema)
+        except orjson.JSONDecodeError as exc:
+            raise SchemaFileInvalid(f"{relative}: not JSON ({exc})") from None
+        except SchemaInvalid as exc:
+            raise SchemaFileInvalid(f"{relative}: {exc.message}") from None
+        found.append((category, name, schema, relative.as_posix()))
+    return found
+
+
+def load_schema_dir(engine: Engine, directory: Path) -> LoadReport:
+    """Register every changed or new file of `directory` as a new version, all or nothing."""
+    files = read_schema_dir(directory)
+    report = LoadReport()
+    with engine.begin() as conn:
+        for category, name, schema, relative in files:
+            newest = store.newest_version(conn, category, name)
+            if newest is not None and newest.digest == digest_of(schema):
+                report.unchanged.append(relative)
+                continue
+            store.add_version(
+                conn, category, name, schema, digest_of(schema), f"file:{relative}", utcnow()
+            )
+            report.created.append(relative)
+    return report

@@ -1,0 +1,149 @@
+"""Writes of an error replay: errors that now pass become events, the others get their new reason.
+
+A batch of errors is locked (FOR UPDATE on PostgreSQL; the SQLite write transaction holds
+the store), so two replays of the same error cannot both count it; the events go in with
+ON CONFLICT DO NOTHING on the idempotency key, so replaying twice stores once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from the_eye.store import queries, stats
+from the_eye.store.tables import errors, events
+from the_eye.store.writes import WriteResult, bump_counters, upsert_sessions
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@dataclass(slots=True, frozen=True)
+class ErrorFilter:
+    """Which errors a bulk replay takes: the filters of `GET /errors/`."""
+
+    reason: str | None = None
+    application_id: int | None = None
+    received_at_gte: datetime | None = None
+    received_at_lte: datetime | None = None
+    replayed: bool | None = None
+
+    def select(self) -> sa.Select[Any]:
+        return queries.select_errors(**asdict(self)).add_columns(errors.c.payload)
+
+
+def count_errors(conn: Connection, where: ErrorFilter) -> int:
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(where.select().subquery())
+    ).scalar_one()
+
+
+def lock_errors(conn: Connection, where: ErrorFilter, after_id: int, limit: int) -> list[Any]:
+    """The next `limit` matching errors by id after `after_id`, locked, with payloads."""
+    return conn.execute(
+        where.select()
+        .where(errors.c.id > after_id)
+        .order_by(errors.c.id)
+        .limit(limit)
+        .with_for_update()
+    ).all()
+
+
+def lock_error(conn: Connection, error_id: int) -> Any:
+    return conn.execute(
+        ErrorFilter().select().where(errors.c.id == error_id).with_for_update()
+    ).first()
+
+
+def store_replayed(conn: Connection, passed: list[tuple[Any, dict[str, Any]]]) -> dict[int, int]:
+    """Store the events of errors that now pass and mark those errors replayed.
+
+    `passed` pairs each (locked, not yet replayed) error row with its event row. Returns
+    error id -> event id: the event stored now, or the one that had the same key already.
+    """
+    if not passed:
+        return {}
+    stmt = (
+        _INSERTS[conn.dialect.name](events)
+        .on_conflict_do_nothing(index_elements=["application_id", "event_id"])
+        .returning(
+            events.c.id,
+            events.c.application_id,
+            events.c.event_id,
+            events.c.session_id,
+            events.c.timestamp,
+            events.c.category,
+            events.c.name,
+        )
+    )
+    inserted = conn.execute(stmt, [event for _, event in passed]).all()
+    upsert_sessions(conn, [(row.session_id, row.timestamp) for row in inserted])
+    stats.count_events(conn, inserted)
+    ids = {(row.application_id, row.event_id): row.id for row in inserted}
+    known = [
+        (event["application_id"], event["event_id"])
+        for _, event in passed
+        if (event["application_id"], event["event_id"]) not in ids
+    ]
+    if known:
+        # Already stored (delivered again, or replayed before): link to that event.
+        found = conn.execute(
+            sa.select(events.c.id, events.c.application_id, events.c.event_id).where(
+                sa.tuple_(events.c.application_id, events.c.event_id).in_(known)
+            )
+        ).all()
+        ids.update({(row.application_id, row.event_id): row.id for row in found})
+    links = {error.id: ids[(event["application_id"], event["event_id"])] for error, event in passed}
+    conn.execute(
+        sa.update(errors)
+        .where(errors.c.id == sa.bindparam("error_id"))
+        .values(replayed=True, replayed_event_id=sa.bindparam("event_row_id")),
+        [{"error_id": e, "event_row_id": v} for e, v in sorted(links.items())],
+    )
+    stats.count_errors(conn, [error for error, _ in passed], -1)
+    if inserted:
+        bump_counters(conn, WriteResult(stored=len(inserted), duplicates=0, errored=0))
+    return links
+
+
+def store_still_failing(conn: Connection, failing: list[tuple[Any, dict[str, Any]]]) -> None:
+    """Give errors that fail again their new reason, message and details.
+
+    `failing` pairs each locked error row with its new {reason, message, details}.
+    """
+    if not failing:
+        return
+    conn.execute(
+        sa.update(errors)
+        .where(errors.c.id == sa.bindparam("error_id"))
+        .values(
+            reason=sa.bindparam("new_reason"),
+            message=sa.bindparam("new_message"),
+            details=sa.bindparam("new_details", type_=errors.c.details.type),
+        ),
+        [
+            {
+                "error_id": error.id,
+                "new_reason": new["reason"],
+                "new_message": new["message"],
+                "new_details": new["details"],
+            }
+            for error, new in sorted(failing, key=lambda pair: pair[0].id)
+        ],
+    )
+    stats.move_errors(
+        conn,
+        removed=[error for error, _ in failing],
+        added=[
+            {
+                "received_at": error.received_at,
+                "application_id": error.application_id,
+                "reason": new["reason"],
+            }
+            for error, new in failing
+        ],
+    )

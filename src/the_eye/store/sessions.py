@@ -1,0 +1,81 @@
+"""Sessions' counters recomputed from their events, for writes that move or remove events.
+
+Processors only ever add events, so they fold them into sessions with atomic increments.
+Edits, deletes and purges may take events away, so they lock the sessions they touch and
+recount them from the events in the same transaction: a processor adding an event to the
+same session either commits before the lock is granted (and is counted) or waits for it
+and then adds its increment to the recounted row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from the_eye.store.tables import events, sessions
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def lock_sessions(conn: Connection, ids: Iterable[str], create_at: datetime | None = None) -> None:
+    """Lock the rows of these sessions in id order; with `create_at`, make the missing ones.
+
+    The order matches the processors' upserts, so the two never deadlock. (SQLite ignores
+    FOR UPDATE; there the transaction holds the write lock from its start.)
+    """
+    ordered = sorted(set(ids))
+    if not ordered:
+        return
+    if create_at is not None:
+        _create(conn, ordered, create_at)
+    conn.execute(
+        sa.select(sessions.c.id)
+        .where(sessions.c.id.in_(ordered))
+        .order_by(sessions.c.id)
+        .with_for_update()
+    ).all()
+
+
+def _create(conn: Connection, ordered: list[str], now: datetime) -> None:
+    conn.execute(
+        _INSERTS[conn.dialect.name](sessions).on_conflict_do_nothing(index_elements=["id"]),
+        [
+            {"id": i, "first_seen": None, "last_seen": None, "event_count": 0, "created_at": now}
+            for i in ordered
+        ],
+    )
+
+
+def recount_sessions(conn: Connection, ids: Iterable[str]) -> None:
+    """Set first_seen, last_seen and event_count of these (locked) sessions from their events."""
+    ordered = sorted(set(ids))
+    if not ordered:
+        return
+    of_session = events.c.session_id == sessions.c.id
+    conn.execute(
+        sa.update(sessions)
+        .where(sessions.c.id.in_(ordered))
+        .values(
+            event_count=sa.select(sa.func.count()).where(of_session).scalar_subquery(),
+            first_seen=sa.select(sa.func.min(events.c.timestamp))
+            .where(of_session)
+            .scalar_subquery(),
+            last_seen=sa.select(sa.func.max(events.c.timestamp))
+            .where(of_session)
+            .scalar_subquery(),
+        )
+    )
+
+
+def delete_empty_sessions(conn: Connection, ids: Iterable[str]) -> int:
+    """Delete those of these (locked, recounted) sessions that have no event left."""
+    ordered = sorted(set(ids))
+    if not ordered:
+        return 0
+    return conn.execute(
+        sa.delete(sessions).where(sessions.c.id.in_(ordered), sessions.c.event_count == 0)
+    ).rowcount

@@ -1,0 +1,147 @@
+"""`/schemas/` and strict applications over HTTP, with the processor applying them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from tests.conftest import fetch_all, make_event
+from tests.processes import wait_until
+from the_eye.processor.worker import Processor
+
+PAGEVIEW = {
+    "type": "object",
+    "required": ["host", "path"],
+    "properties": {"path": {"type": "string", "pattern": "^/"}},
+}
+
+
+def post_schema(reader, schema, category="page interaction", name="pageview"):
+    return reader.post("/schemas/", json={"category": category, "name": name, "schema": schema})
+
+
+def test_a_new_version_supersedes_the_old_one(reader):
+    first = post_schema(reader, PAGEVIEW)
+    assert first.status_code == 201, first.text
+    assert first.json()["version"] == 1
+    second = post_schema(reader, {"type": "object", "required": ["host"]})
+    assert second.json()["version"] == 2
+    post_schema(reader, {"type": "object"}, "form interaction", "submit")
+
+    listed = reader.get("/schemas/").json()["results"]
+    assert [(s["category"], s["name"], s["version"]) for s in listed] == [
+        ("form interaction", "submit", 1),
+        ("page interaction", "pageview", 2),
+    ]
+    versions = reader.get("/schemas/page interaction/pageview/").json()["results"]
+    assert [v["version"] for v in versions] == [2, 1]
+    assert versions[1]["schema"] == PAGEVIEW
+    assert versions[0]["source"] == "api" and versions[0]["created_at"].endswith("Z")
+    assert reader.get("/schemas/page interaction/nothing/").status_code == 404
+
+
+def test_an_invalid_schema_is_400_with_the_reason(reader):
+    answer = post_schema(reader, {"type": "objekt"})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_schema"
+    assert "objekt" in error["message"]
+    assert error["details"]["path"] == "$.type"
+    assert post_schema(reader, 5).json()["error"]["code"] == "invalid_request"
+    assert reader.post("/schemas/", json={"category": "c", "schema": {}}).status_code == 400
+    assert reader.get("/schemas/").json()["results"] == []
+
+
+def test_reading_schemas_needs_a_read_token_and_writing_an_admin_one(server, creds, reader):
+    post_schema(reader, PAGEVIEW)
+    headers = {"Authorization": f"Bearer {creds.read_token}"}
+    with httpx.Client(base_url=server.url, headers=headers) as client:
+        assert client.get("/schemas/").status_code == 200
+        assert client.get("/schemas/page interaction/pageview/").status_code == 200
+        assert post_schema(client, PAGEVIEW).status_code == 403
+    assert httpx.get(f"{server.url}/schemas/").status_code == 401
+
+
+def test_the_processor_applies_the_newest_version(sender, processor, reader):
+    post_schema(reader, PAGEVIEW)
+    processor.schemas.refresh(force=True)
+    sender.post("/events/", json=make_event(event_id="bad", data={"host": "h", "path": "x"}))
+    sender.post("/events/", json=make_event(event_id="good", data={"host": "h", "path": "/x"}))
+    processor.drain()
+    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["good"]
+    (error,) = fetch_all(reader, "/errors/", reason="schema_violation")
+    assert error["event_id"] == "bad"
+    assert error["details"] == {
+        "field": "data",
+        "path": "$.data.path",
+        "rule": "pattern",
+        "schema_path": "#/properties/path/pattern",
+        "schema_version": 1,
+    }
+
+
+def test_a_running_processor_picks_up_a_new_version_within_seconds(sender, settings, reader):
+    processor = Processor.from_settings(settings.model_copy(update={"schema_refresh_seconds": 0.2}))
+    stop = threading.Event()
+    loop = threading.Thread(target=processor.run, args=(stop, 0.01))
+    loop.start()
+    try:
+        sender.post("/events/", json=make_event(event_id="before", data={"host": "h"}))
+        wait_until(lambda: fetch_all(reader, "/events/"), timeout=10)
+        post_schema(reader, PAGEVIEW)
+        posted = time.monotonic()
+        sent = iter(range(1000))
+
+        def violated() -> list:
+            event = make_event(event_id=f"after-{next(sent)}", data={"host": "h"})
+            sender.post("/events/", json=event)
+            return fetch_all(reader, "/errors/")
+
+        errors = wait_until(violated, timeout=10, interval=0.05)
+        # The running processor applied the new version within a few seconds of its post.
+        assert time.monotonic() - posted < 3
+        assert {e["reason"] for e in errors} == {"schema_violation"}
+    finally:
+        stop.set()
+        loop.join()
+        processor.close()
+
+
+def test_strict_mode_turns_unknown_types_into_errors(sender, processor, reader, creds):
+    post_schema(reader, {"type": "object"}, "form interaction", "submit")
+    changed = reader.patch(f"/applications/{creds.application_id}/", json={"strict": True})
+    assert changed.status_code == 200 and changed.json()["strict"] is True
+    listed = reader.get("/applications/").json()["results"]
+    assert listed[0]["strict"] is True
+    processor.schemas.refresh(force=True)
+
+    sender.post(
+        "/events/",
+        json=[
+            make_event(event_id="unknown"),
+            make_event(event_id="known", category="form interaction", name="submit"),
+            # The other checks come first: a bad timestamp is reported as such.
+            make_event(event_id="bad-time", timestamp="someday"),
+        ],
+    )
+    processor.drain()
+    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["known"]
+    reasons = {e["event_id"]: e["reason"] for e in fetch_all(reader, "/errors/")}
+    assert reasons == {"unknown": "unknown_event_type", "bad-time": "invalid_timestamp"}
+
+    reader.patch(f"/applications/{creds.application_id}/", json={"strict": False})
+    processor.schemas.refresh(force=True)
+    sender.post("/events/", json=make_event(event_id="unknown-2"))
+    processor.drain()
+    assert "unknown-2" in [e["event_id"] for e in fetch_all(reader, "/events/")]
+
+
+def test_strict_flag_at_creation_and_bad_patches(reader):
+    created = reader.post("/applications/", json={"name": "strict-app", "strict": True}).json()
+    assert created["strict"] is True
+    assert (
+        reader.patch(f"/applications/{created['id']}/", json={"strict": "yes"}).status_code == 400
+    )
+    assert reader.patch("/applications/9999/", json={"strict": True}).status_code == 404
