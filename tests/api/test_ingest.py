@@ -198,3 +198,22 @@ def test_cors_answers_for_configured_origins(tmp_path):
         )
         assert other.status_code == 202
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds, engine):
+    """Half a body is not a request: no error record, nothing queued."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        sock.sendall(
+            b"POST /events/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {creds.write_key}\r\n".encode()
+            + b"Content-Length: 1000\r\n\r\n"
+            + b'[{"session_id": "s", "cat'
+        )
+        time.sleep(0.2)
+    time.sleep(0.3)
+    assert inbox_rows(engine) == 0

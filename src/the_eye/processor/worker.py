@@ -144,6 +144,11 @@ class Processor:
                 log.warning("store or queue unavailable (%s); retrying in %.1fs", exc, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # A bug must not end the processor for good; what it held stays queued.
+                log.exception("processing failed; retrying in %.1fs", backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     def close(self) -> None:
         self.queue.close()

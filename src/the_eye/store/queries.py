@@ -102,7 +102,10 @@ def select_events(
         (events.c.session_id, session),
         (events.c.category, category),
         (events.c.name, name),
-        (events.c.application_id, application_id),
+        # An expression, not the bare column: SQLite keeps no statistics and would otherwise
+        # walk the (application_id, event_id) index through every event of the application
+        # instead of the timestamp index.
+        (events.c.application_id + 0, application_id),
     ):
         if value is not None:
             stmt = stmt.where(column == value)

@@ -225,7 +225,7 @@ class Ingest:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    return
+                    raise ClientGone
                 yield message.get("body", b"")
                 if not message.get("more_body", False):
                     return
@@ -237,6 +237,8 @@ class Ingest:
         except ApiError as exc:
             status, body = exc.status, error_body(exc)
             extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+        except ClientGone:
+            return  # half a body is not a request: nothing queued, nobody to answer
         origin = headers.get("origin")
         if origin and (origin in self.cors_origins or "*" in self.cors_origins):
             extra += [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
@@ -252,6 +254,10 @@ class Ingest:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body had arrived."""
 
 
 def error_body(exc: ApiError) -> bytes:
