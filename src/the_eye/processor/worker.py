@@ -113,10 +113,8 @@ class Processor:
 
 def write(conn, rows: BatchRows) -> WriteResult:
     stored = store_events(conn, rows.events)
-    store_errors(conn, rows.errors)
-    result = WriteResult(
-        stored=stored, duplicates=len(rows.events) - stored, errored=len(rows.errors)
-    )
+    errored = store_errors(conn, rows.errors)
+    result = WriteResult(stored=stored, duplicates=len(rows.events) - stored, errored=errored)
     bump_counters(conn, result)
     return result
 

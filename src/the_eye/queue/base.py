@@ -28,6 +28,9 @@ class Message:
     event_ids: list[str]
     body: bytes
     queue_id: Any = field(default=None)
+    # Set by queues that may deliver a message twice (Redis): unique to the message across
+    # deliveries, so that its error records are written once however often it comes.
+    delivery_key: str | None = field(default=None)
 
 
 @dataclass(slots=True)

@@ -101,9 +101,21 @@ def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
     )
 
 
-def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(errors.insert(), rows)
+def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert error records, skipping those an earlier delivery of their message wrote.
+
+    Returns how many were new.
+    """
+    if not rows:
+        return 0
+    stmt = (
+        _insert(conn, errors)
+        .on_conflict_do_nothing(
+            index_elements=["delivery_key"], index_where=errors.c.delivery_key.is_not(None)
+        )
+        .returning(errors.c.id)
+    )
+    return len(conn.execute(stmt, rows).all())
 
 
 def bump_counters(conn: Connection, result: WriteResult) -> None:
