@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            app.state.queue.close()
+            await app.state.queue.aclose()
             engine.dispose()
 
     app = FastAPI(

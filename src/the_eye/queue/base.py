@@ -69,8 +69,16 @@ class Queue(ABC):
         """When the oldest waiting message was received, for the processing lag."""
 
     @abstractmethod
+    def received_total(self) -> int:
+        """Events accepted so far, counted in the same write that queued them."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise if the queue is unreachable."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads."""
+
+    async def aclose(self) -> None:
+        """Release connections, from inside the event loop that published."""
+        self.close()

@@ -102,6 +102,11 @@ class DatabaseQueue(Queue):
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.min(inbox.c.received_at))).scalar()
 
+    def received_total(self) -> int:
+        with self.engine.connect() as conn:
+            query = sa.select(counters.c.value).where(counters.c.name == "received")
+            return conn.execute(query).scalar() or 0
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.select(inbox.c.id).limit(1))
