@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from the_eye.api.responses import JSONBody
@@ -83,6 +84,18 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = "No such resource."
         return error_response(exc.status_code, code, message, headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _store_unreachable(request: Request, exc: Exception):
+        # An outage, not a bug: the client should come back, as after a full queue.
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "unavailable",
+            "The store cannot be reached now; retry later.",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
