@@ -158,7 +158,9 @@ class RedisQueue(Queue):
             # them now rather than after the claim time.
             mine = self._read("0", limit, None)
             live = [(eid, fields) for eid, fields in mine if fields]
-            self._drop([eid for eid, fields in mine if not fields])
+            gone = [eid for eid, fields in mine if not fields]
+            if gone:  # deleted while pending: nothing left to process
+                self._drop(gone)
             if live:
                 return live
             if not mine:
