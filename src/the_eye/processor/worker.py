@@ -108,7 +108,9 @@ class Processor:
                 else:
                     stop.wait(poll_interval)
             except UNAVAILABLE as exc:
-                log.warning("store or queue unavailable (%s); retrying in %.1fs", exc, backoff)
+                log.warning(
+                    "store or queue unavailable (%s); retrying in %.2fs", _outage(exc), backoff
+                )
             except Exception:
                 # Not a known outage, but a processor that stops would leave the queue to grow:
                 # keep trying, slowly, and say why.
@@ -134,6 +136,13 @@ def write(conn, rows: BatchRows) -> WriteResult:
     result = WriteResult(stored=stored, duplicates=len(rows.events) - stored, errored=errored)
     bump_counters(conn, result)
     return result
+
+
+def _outage(exc: Exception) -> str:
+    """The driver's first line, without the statement and parameters SQLAlchemy appends."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
 def _failure(exc: Exception) -> str:
