@@ -65,6 +65,18 @@ def pg_database() -> Iterator[str]:
     admin.dispose()
 
 
+def empty_store(settings: Settings) -> None:
+    """Migrate the settings' store and empty it: a PostgreSQL database serves the whole run."""
+    engine = create_engine(settings)
+    migrate(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "counters")
+            conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
+            conn.execute(counters.update().values(value=0))
+    engine.dispose()
+
+
 @pytest.fixture(params=backends())
 def settings(request, tmp_path) -> Iterator[Settings]:
     """Settings for a store of the parametrised backend, empty and migrated; on Redis, a
@@ -82,14 +94,7 @@ def settings(request, tmp_path) -> Iterator[Settings]:
         key_cache_seconds=0.5,
         _env_file=None,
     )
-    engine = create_engine(settings)
-    migrate(engine)
-    if request.param != "sqlite":
-        with engine.begin() as conn:
-            names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "counters")
-            conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
-            conn.execute(counters.update().values(value=0))
-    engine.dispose()
+    empty_store(settings)
     yield settings
     if redis_queue:
         delete_stream(settings)

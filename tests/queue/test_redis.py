@@ -11,7 +11,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from tests.conftest import PG_URL, REDIS_URL, delete_stream, make_event
+from tests.conftest import PG_URL, REDIS_URL, delete_stream, empty_store, make_event
 from tests.processes import free_port
 from the_eye.config import Settings
 from the_eye.processor.checks import Limits
@@ -20,8 +20,7 @@ from the_eye.queue import EVENTS, INVALID_BODY, Message, QueueUnavailable
 from the_eye.queue.redis import RedisQueue
 from the_eye.store.credentials import create_application
 from the_eye.store.engine import create_engine
-from the_eye.store.migrate import migrate
-from the_eye.store.tables import counters, errors, events, metadata, sessions
+from the_eye.store.tables import counters, errors, events, sessions
 
 pytestmark = pytest.mark.skipif(not REDIS_URL, reason="THE_EYE_TEST_REDIS_URL is not set")
 
@@ -50,14 +49,7 @@ def settings(request, tmp_path):
         poll_interval=0.01,
         _env_file=None,
     )
-    engine = create_engine(settings)
-    migrate(engine)
-    if request.param != "sqlite":
-        with engine.begin() as conn:
-            names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "counters")
-            conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
-            conn.execute(counters.update().values(value=0))
-    engine.dispose()
+    empty_store(settings)
     yield settings
     delete_stream(settings)
 
