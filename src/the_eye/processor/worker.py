@@ -103,9 +103,9 @@ class Processor:
                 log.warning("parent process gone; processor stopping")
                 return
             try:
-                if self.queue.has_messages():
-                    self.run_once()
-                else:
+                # An empty batch while messages wait means other processors hold them all
+                # (locked rows, pending entries): wait as when idle rather than spin.
+                if not (self.queue.has_messages() and self.run_once()):
                     stop.wait(poll_interval)
             except UNAVAILABLE as exc:
                 log.warning(
