@@ -184,7 +184,7 @@ class RedisQueue(Queue):
 
     def _reclaim(self, limit: int) -> list[tuple[str, dict[bytes, bytes]]]:
         # Redis 7 adds a third item, the ids of entries deleted meanwhile, which it drops
-        # from the pending list by itself.
+        # from the pending list by itself; Redis 6.2 hands them over without fields instead.
         reply = self.client.xautoclaim(
             self.stream,
             self.group,
@@ -195,9 +195,13 @@ class RedisQueue(Queue):
         )
         cursor, entries = reply[0], reply[1]
         self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else cursor
-        if entries:
-            log.warning("took over %d entries another processor left unacknowledged", len(entries))
-        return [(eid.decode(), fields) for eid, fields in entries if fields]
+        gone = [eid for eid, fields in entries if not fields]
+        if gone:
+            self._drop(gone)
+        live = [(eid.decode(), fields) for eid, fields in entries if fields]
+        if live:
+            log.warning("took over %d entries another processor left unacknowledged", len(live))
+        return live
 
     def _acknowledge(self, ids: list[str]) -> None:
         """Acknowledge and delete together, so that no acknowledged entry stays behind."""
