@@ -47,6 +47,7 @@ def test_restarting_redis_while_events_flow_loses_no_accepted_event(
         ready = httpx.get(f"{serve.url}/ready/", timeout=10)
         assert ready.status_code == 503
         assert ready.json()["error"]["details"]["queue"].startswith("unavailable")
+        assert httpx.get(f"{serve.url}/metrics", timeout=10).status_code == 503
         wait_until(lambda: worker.log().count("store or queue unavailable") >= 3)
 
         private_redis.start()  # same port, same append-only file

@@ -46,6 +46,7 @@ def test_postgresql_unreachable_then_back_loses_nothing_acknowledged(
         wait_until(lambda: httpx.get(f"{serve.url}/ready/", timeout=15).status_code == 503)
         ready = httpx.get(f"{serve.url}/ready/", timeout=15).json()
         assert ready["error"]["details"]["store"].startswith("unavailable")
+        assert httpx.get(f"{serve.url}/metrics", timeout=15).status_code == 503
         # While the store is away the API either still queues (Redis, a cached write key) or
         # answers 503 with Retry-After; never anything else.
         during, wrong = send(serve.url, write_key, event_batches(500, 50, 7, "during"))

@@ -11,6 +11,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from the_eye.api.responses import JSONBody
+from the_eye.queue.base import QueueUnavailable
 
 log = logging.getLogger("the_eye.api")
 
@@ -87,13 +88,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
-    async def _store_unreachable(request: Request, exc: Exception):
+    @app.exception_handler(QueueUnavailable)
+    async def _unreachable(request: Request, exc: Exception):
         # An outage, not a bug: the client should come back, as after a full queue.
-        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        part = "queue" if isinstance(exc, QueueUnavailable) else "store"
+        log.warning("%s unavailable on %s %s: %s", part, request.method, request.url.path, exc)
         return error_response(
             503,
             "unavailable",
-            "The store cannot be reached now; retry later.",
+            f"The {part} cannot be reached now; retry later.",
             headers={"Retry-After": "5"},
         )
 
