@@ -19,6 +19,7 @@ import uvicorn
 from the_eye.api.app import create_app
 from the_eye.config import Settings
 from the_eye.processor.worker import Processor
+from the_eye.queue import open_queue
 from the_eye.store.credentials import create_application, create_token
 from the_eye.store.engine import create_engine, normalise_url
 from the_eye.store.migrate import migrate
@@ -32,7 +33,20 @@ def backends() -> list:
     params = [pytest.param("sqlite", id="sqlite")]
     if PG_URL:
         params.append(pytest.param("postgresql", id="postgresql"))
+        if REDIS_URL:
+            params.append(pytest.param("postgresql-redis", id="postgresql-redis"))
     return params
+
+
+def delete_stream(settings: Settings) -> None:
+    """Remove a test's Redis stream (and with it its consumer group)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.queue_url)
+    try:
+        client.delete(settings.redis_stream, f"{settings.redis_stream}:received")
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -51,29 +65,39 @@ def pg_database() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(params=backends())
-def settings(request, tmp_path) -> Settings:
-    """Settings for a store of the parametrised backend, empty and migrated."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'the-eye.db'}"
-    else:
-        url = request.getfixturevalue("pg_database")
-    settings = Settings(
-        database_url=url,
-        queue_url="db",
-        poll_interval=0.01,
-        key_cache_seconds=0.5,
-        _env_file=None,
-    )
+def empty_store(settings: Settings) -> None:
+    """Migrate the settings' store and empty it: a PostgreSQL database serves the whole run."""
     engine = create_engine(settings)
     migrate(engine)
-    if request.param != "sqlite":
+    if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "counters")
             conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
             conn.execute(counters.update().values(value=0))
     engine.dispose()
-    return settings
+
+
+@pytest.fixture(params=backends())
+def settings(request, tmp_path) -> Iterator[Settings]:
+    """Settings for a store of the parametrised backend, empty and migrated; on Redis, a
+    stream of the test's own, deleted afterwards."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'the-eye.db'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+    redis_queue = request.param == "postgresql-redis"
+    settings = Settings(
+        database_url=url,
+        queue_url=REDIS_URL if redis_queue else "db",
+        redis_stream=f"the-eye-test:{uuid.uuid4().hex}",
+        poll_interval=0.01,
+        key_cache_seconds=0.5,
+        _env_file=None,
+    )
+    empty_store(settings)
+    yield settings
+    if redis_queue:
+        delete_stream(settings)
 
 
 @pytest.fixture
@@ -156,6 +180,15 @@ def processor(settings) -> Iterator[Processor]:
     processor = Processor.from_settings(settings)
     yield processor
     processor.close()
+
+
+def queue_depth(settings: Settings, engine) -> int:
+    """How many accepted requests wait in the settings' queue, whichever backend it is."""
+    queue = open_queue(settings, engine)
+    try:
+        return queue.depth()
+    finally:
+        queue.close()
 
 
 def make_event(session: str = "s-1", **overrides) -> dict:

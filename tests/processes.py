@@ -12,6 +12,18 @@ import time
 import httpx
 
 
+def the_eye_env(settings, **overrides: object) -> dict[str, str]:
+    """The environment that gives a `the-eye` process the same store and queue as `settings`."""
+    env = {
+        "THE_EYE_DATABASE_URL": settings.database_url,
+        "THE_EYE_QUEUE_URL": settings.queue_url,
+        "THE_EYE_REDIS_STREAM": settings.redis_stream,
+        "THE_EYE_REDIS_GROUP": settings.redis_group,
+    }
+    env.update({f"THE_EYE_{name.upper()}": str(value) for name, value in overrides.items()})
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -88,3 +100,51 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+class WorkerProcess:
+    """`the-eye worker` as a subprocess, its log kept in a file to read afterwards."""
+
+    def __init__(self, env: dict[str, str], log_path) -> None:
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "the_eye", "worker"],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(lambda: "processor started" in self.log(), timeout=30)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish, roll back or acknowledge anything."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM, then wait for the exit (the batch in hand is finished first)."""
+        self.proc.terminate()
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc:
+            self._log.close()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_event
-from tests.processes import ServeProcess, wait_until
+from tests.processes import ServeProcess, the_eye_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,8 @@ def the_eye(env: dict[str, str], *args: str) -> str:
 
 @pytest.fixture
 def env(settings) -> dict[str, str]:
-    return {"THE_EYE_DATABASE_URL": settings.database_url, "THE_EYE_QUEUE_URL": "db"}
+    # On Redis, a batch the killed processor held is taken over after the claim time.
+    return the_eye_env(settings, redis_claim_idle=2)
 
 
 def test_apps_and_tokens_created_on_the_command_line_work(env):

@@ -20,6 +20,26 @@ class Settings(BaseSettings):
         "sqlite:///the-eye.db", description="SQLAlchemy URL of the store (SQLite or PostgreSQL)."
     )
     queue_url: str = Field("db", description="`db` (inbox table) or `redis://host:port/n`.")
+    redis_stream: str = Field("the-eye:inbox", description="Redis stream of accepted requests.")
+    redis_group: str = Field(
+        "the-eye:processors", description="Consumer group that every processor joins."
+    )
+    redis_consumer: str | None = Field(
+        None, description="This processor's name in the group; `hostname-pid` when unset."
+    )
+    redis_claim_idle: float = Field(
+        60.0,
+        description="Seconds an entry may stay unacknowledged before another processor takes "
+        "it over (XAUTOCLAIM); longer than any batch takes.",
+    )
+    redis_max_length: int = Field(
+        100_000,
+        description="Most requests the stream may hold (waiting + in flight); past it ingest "
+        "answers 503 rather than growing Redis' memory.",
+    )
+    redis_timeout: float = Field(
+        5.0, description="Seconds a Redis call may take before the queue counts as unavailable."
+    )
     admin_token: str | None = Field(None, description="Accepted as an admin API token when set.")
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS.")
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import LiveServer, fetch_all, make_event
+from tests.conftest import LiveServer, fetch_all, make_event, queue_depth
 from the_eye.config import Settings
 from the_eye.store.credentials import create_application
 from the_eye.store.engine import create_engine
@@ -23,12 +23,12 @@ def inbox_rows(engine) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one()
 
 
-def test_single_event_is_queued_and_answered_with_its_id(sender, engine):
+def test_single_event_is_queued_and_answered_with_its_id(sender, settings, engine):
     response = sender.post("/events/", json=make_event())
     assert response.status_code == 202
     body = response.json()
     assert body["accepted"] == 1 and len(body["event_ids"]) == 1
-    assert inbox_rows(engine) == 1  # durable before the answer
+    assert queue_depth(settings, engine) == 1  # durable before the answer
 
 
 def test_array_and_batch_bodies(sender):

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from tests.conftest import fetch_all, make_event
 from tests.consistency import assert_rollups_match_rows
-from the_eye.processor.checks import format_timestamp
 from the_eye.store.tables import errors, events
+from the_eye.timestamps import format_timestamp
 
 START = datetime(2021, 1, 1, 22, 0, 0)
 TYPES = [("page interaction", "pageview"), ("page interaction", "cta click"), ("form", "submit")]

@@ -23,11 +23,6 @@ from the_eye.store.migrate import migrate
 from the_eye.store.tables import inbox
 
 
-def inbox_rows(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one()
-
-
 def test_tracked_events_are_delivered_in_batches(make_client, processor, reader):
     client = make_client(batch_size=10)
     ids = [
@@ -65,7 +60,7 @@ def test_sync_mode_sends_on_the_callers_thread(make_client, engine, processor, r
     client = make_client(sync_mode=True)
     senders_before = sum(t.name == "the-eye-client" for t in threading.enumerate())
     event_id = client.track("s-1", "form interaction", "submit", {"form": {"a": 1}})
-    assert inbox_rows(engine) == 1  # queued durably before track returned
+    assert processor.queue.depth() == 1  # queued durably before track returned
     assert client.stats().sent == 1
     assert sum(t.name == "the-eye-client" for t in threading.enumerate()) == senders_before
     processor.drain()
@@ -190,6 +185,8 @@ def test_a_batch_sent_again_after_a_lost_answer_is_stored_once(
     """The server takes the requests but cannot answer in time (its inbox write waits on a
     lock), so the client gives up on each and sends it again: the server queues every copy,
     and stores each event once."""
+    if settings.queue_url != "db":
+        pytest.skip("delays the answer by holding the db queue's inbox lock")
     patient = settings.model_copy(update={"sqlite_busy_timeout_ms": 120_000})
     with LiveServer(patient) as live:
         client = EyeClient(creds.write_key, live.url, retry=FAST_RETRY, timeout=0.5)
@@ -202,7 +199,7 @@ def test_a_batch_sent_again_after_a_lost_answer_is_stored_once(
             blocker.close()
         assert client.shutdown(timeout=60)
         assert client.stats().sent == 10
-        copies = inbox_rows(engine)
+        copies = processor.queue.depth()
         processor.drain()
         metrics = reader.get("/metrics").text
     assert copies >= 2  # the server really received the batch more than once

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import sqlalchemy as sa
 
-from tests.conftest import fetch_all, make_event
+from tests.conftest import fetch_all, make_event, queue_depth
 from the_eye.queue import EVENTS, Message
-from the_eye.store.tables import errors, events, inbox, sessions
+from the_eye.store.tables import errors, events, sessions
 from the_eye.timestamps import utcnow
 
 
@@ -54,7 +54,9 @@ def test_each_reason_becomes_an_error_and_good_events_of_the_batch_are_stored(
     assert detail["details"] == {"field": "timestamp"}
 
 
-def test_every_accepted_event_ends_as_exactly_one_event_or_error(server, creds, processor, engine):
+def test_every_accepted_event_ends_as_exactly_one_event_or_error(
+    server, creds, processor, settings, engine
+):
     """5,000 mixed events from 8 threads, processed while they arrive."""
     stop = threading.Event()
     background = threading.Thread(target=processor.run, args=(stop, 0.01))
@@ -89,7 +91,7 @@ def test_every_accepted_event_ends_as_exactly_one_event_or_error(server, creds, 
     processor.drain()
     assert accepted == 5000
     assert count(engine, events) + count(engine, errors) == 5000
-    assert count(engine, inbox) == 0
+    assert queue_depth(settings, engine) == 0
     with engine.connect() as conn:
         counted = conn.execute(sa.select(sa.func.sum(sessions.c.event_count))).scalar_one()
     assert counted == count(engine, events)
@@ -165,7 +167,9 @@ def test_a_poison_message_becomes_an_error_and_does_not_block_the_queue(
     assert [e["reason"] for e in fetch_all(reader, "/errors/")] == ["invalid_json"]
 
 
-def test_an_event_the_store_cannot_take_is_isolated_as_an_error(sender, processor, reader, engine):
+def test_an_event_the_store_cannot_take_is_isolated_as_an_error(
+    sender, processor, reader, settings, engine
+):
     """A request that makes the store write fail: the batch around it is stored, it is kept."""
     sender.post("/events/", json=make_event(event_id="before"))
     # An integer beyond 64 bits is valid JSON, but no JSON column here can store it.
@@ -178,7 +182,7 @@ def test_an_event_the_store_cannot_take_is_isolated_as_an_error(sender, processo
     (error,) = fetch_all(reader, "/errors/")
     assert error["reason"] == "processing_failed"
     assert reader.get(f"/errors/{error['id']}/").json()["payload"] == poison.decode()
-    assert count(engine, inbox) == 0
+    assert queue_depth(settings, engine) == 0
 
 
 def test_nul_characters_are_rejected_on_every_backend(sender, processor, reader):

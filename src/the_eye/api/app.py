@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         try:
             yield
         finally:
-            app.state.queue.close()
+            await app.state.queue.aclose()
             engine.dispose()
 
     app = FastAPI(

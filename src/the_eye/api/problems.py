@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from the_eye.api.responses import JSONBody
+from the_eye.queue.base import QueueUnavailable
 
 log = logging.getLogger("the_eye.api")
 
@@ -86,14 +87,18 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, code, message, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
-    async def _store_unavailable(request: Request, exc: OperationalError):
-        # A SQLite writer that waited out its busy timeout, or a store that is down.
-        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(QueueUnavailable)
+    async def _unreachable(request: Request, exc: Exception):
+        # An outage, not a bug: the client should come back, as after a full queue.
+        # On SQLite, also a writer that waited out its busy timeout.
+        part = "queue" if isinstance(exc, QueueUnavailable) else "store"
+        log.warning("%s unavailable on %s %s: %s", part, request.method, request.url.path, exc)
         return error_response(
             503,
             "unavailable",
-            "The store is busy or unreachable; retry later.",
-            headers={"Retry-After": "1"},
+            f"The {part} is busy or cannot be reached now; retry later.",
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)

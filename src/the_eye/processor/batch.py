@@ -48,14 +48,14 @@ def process_message(
             )
         )
         return
-    for raw, event_id in zip(raws, message.event_ids, strict=True):
+    for index, (raw, event_id) in enumerate(zip(raws, message.event_ids, strict=True)):
         outcome = check_event(
             raw, event_id, message.received_at, limits, schema_check, message.application_id
         )
         if isinstance(outcome, ValidEvent):
             rows.events.append(event_row(outcome, message))
         else:
-            rows.errors.append(error_row(outcome, message))
+            rows.errors.append(error_row(outcome, message, index))
 
 
 def raw_events(message: Message) -> list[Any]:
@@ -80,7 +80,7 @@ def event_row(event: ValidEvent, message: Message) -> dict[str, Any]:
     }
 
 
-def error_row(rejected: EventRejected, message: Message) -> dict[str, Any]:
+def error_row(rejected: EventRejected, message: Message, index: int = 0) -> dict[str, Any]:
     return {
         "application_id": message.application_id,
         "event_id": rejected.event_id,
@@ -89,6 +89,7 @@ def error_row(rejected: EventRejected, message: Message) -> dict[str, Any]:
         "details": rejected.details,
         "payload": rejected.payload,
         "received_at": message.received_at,
+        "delivery_key": _delivery_key(message, str(index)),
     }
 
 
@@ -102,7 +103,13 @@ def body_error(message: Message, text: str, reason: str = "invalid_json") -> dic
         "details": None,
         "payload": message.body.decode("utf-8", errors="replace"),
         "received_at": message.received_at,
+        "delivery_key": _delivery_key(message, "body"),
     }
+
+
+def _delivery_key(message: Message, part: str) -> str | None:
+    """What makes an error record unique when its message may be delivered again."""
+    return f"{message.delivery_key}#{part}" if message.delivery_key else None
 
 
 def _body_problem(body: bytes) -> str:

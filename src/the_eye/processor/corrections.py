@@ -22,8 +22,8 @@ from the_eye.processor.checks import (
     format_timestamp,
 )
 from the_eye.store.corrections import EventIdTaken, change_event, lock_event, remove_event
-from the_eye.store.credentials import utcnow
 from the_eye.store.engine import write_transaction
+from the_eye.timestamps import utcnow
 
 __all__ = [
     "EditInvalid",

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 
 from the_eye.config import Settings
 from the_eye.store import retention
-from the_eye.store.credentials import utcnow
 from the_eye.store.engine import create_engine, write_transaction
+from the_eye.timestamps import utcnow
 
 log = logging.getLogger("the_eye.retention")
 

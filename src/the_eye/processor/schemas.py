@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from the_eye.processor.checks import MAX_NAME_LENGTH, Violation
 from the_eye.store import schemas as store
-from the_eye.store.credentials import utcnow
+from the_eye.timestamps import utcnow
 
 log = logging.getLogger("the_eye.schemas")
 

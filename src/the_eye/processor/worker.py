@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import threading
 from dataclasses import dataclass
@@ -16,13 +17,16 @@ from the_eye.config import Settings
 from the_eye.processor.batch import BatchRows, body_error, process_messages
 from the_eye.processor.checks import Limits
 from the_eye.processor.schemas import SchemaRegistry
-from the_eye.queue import Delivery, Message, Queue, open_queue
+from the_eye.queue import Delivery, Message, Queue, QueueUnavailable, open_queue
 from the_eye.store.engine import create_engine
 from the_eye.store.writes import WriteResult, bump_counters, store_errors, store_events
 
 log = logging.getLogger("the_eye.processor")
 
 TRANSIENT = (OperationalError,)
+# What a processor waits out: the store or the queue cannot be reached.
+UNAVAILABLE = (DBAPIError, QueueUnavailable, ConnectionError, OSError)
+MAX_BACKOFF = 5.0
 
 # Bodies held in memory by one batch, at most about (a single request may exceed it).
 BATCH_BYTES = 64 * 1024 * 1024
@@ -128,27 +132,37 @@ class Processor:
     def run(
         self, stop: threading.Event, poll_interval: float = 0.02, parent_pid: int | None = None
     ) -> None:
-        """Run until `stop` is set or the parent is gone; back off while the store is down."""
+        """Run until `stop` is set or the parent is gone; back off while the store or the
+        queue is down, and resume by itself. `stop` is checked between batches only, so the
+        batch in hand is always finished (or rolled back whole)."""
         backoff = poll_interval
+        failing = False
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.warning("parent process gone; processor stopping")
                 return
             try:
-                if not self.queue.has_messages():
+                # An empty batch while messages wait means other processors hold them all
+                # (locked rows, pending entries): wait as when idle rather than spin.
+                if not (self.queue.has_messages() and self.run_once()):
                     stop.wait(poll_interval)
-                    continue
-                self.run_once()
-                backoff = poll_interval
-            except (DBAPIError, ConnectionError, OSError) as exc:
-                log.warning("store or queue unavailable (%s); retrying in %.1fs", exc, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+            except UNAVAILABLE as exc:
+                log.warning(
+                    "store or queue unavailable (%s); retrying in %.2fs", _outage(exc), backoff
+                )
             except Exception:
-                # A bug must not end the processor for good; what it held stays queued.
+                # Not a known outage, but a processor that stops would leave the queue to grow:
+                # keep trying, slowly, and say why.
                 log.exception("processing failed; retrying in %.1fs", backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+            else:
+                if failing:
+                    log.info("store and queue reachable again; processing resumed")
+                    failing, backoff = False, poll_interval
+                continue
+            failing = True
+            # Jitter keeps a fleet of processors from hammering a recovering service in step.
+            stop.wait(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, MAX_BACKOFF)
 
     def close(self) -> None:
         self.queue.close()
@@ -157,12 +171,17 @@ class Processor:
 
 def write(conn, rows: BatchRows) -> WriteResult:
     stored = store_events(conn, rows.events)
-    store_errors(conn, rows.errors)
-    result = WriteResult(
-        stored=stored, duplicates=len(rows.events) - stored, errored=len(rows.errors)
-    )
+    errored = store_errors(conn, rows.errors)
+    result = WriteResult(stored=stored, duplicates=len(rows.events) - stored, errored=errored)
     bump_counters(conn, result)
     return result
+
+
+def _outage(exc: Exception) -> str:
+    """The driver's first line, without the statement and parameters SQLAlchemy appends."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
 def _failure(exc: Exception) -> str:
@@ -175,8 +194,9 @@ def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     processor = Processor.from_settings(settings)
-    log.info("processor started (pid %s)", os.getpid())
+    log.info("processor started (pid %s, %s)", os.getpid(), type(processor.queue).__name__)
     try:
         processor.run(stop, settings.poll_interval, parent_pid)
     finally:
         processor.close()
+        log.info("processor stopped (pid %s)", os.getpid())

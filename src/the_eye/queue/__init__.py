@@ -24,4 +24,10 @@ def open_queue(settings: Settings, engine: Engine) -> Queue:
         from the_eye.queue.db import DatabaseQueue
 
         return DatabaseQueue(engine)
-    raise ValueError(f"Unsupported THE_EYE_QUEUE_URL {settings.queue_url!r}: use `db`.")
+    if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
+        from the_eye.queue.redis import RedisQueue
+
+        return RedisQueue(settings, engine)
+    raise ValueError(
+        f"Unsupported THE_EYE_QUEUE_URL {settings.queue_url!r}: use `db` or `redis://host:port/n`."
+    )

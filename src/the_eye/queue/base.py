@@ -31,6 +31,9 @@ class Message:
     event_ids: list[str]
     body: bytes
     queue_id: Any = field(default=None)
+    # Set by queues that may deliver a message twice (Redis): unique to the message across
+    # deliveries, so that its error records are written once however often it comes.
+    delivery_key: str | None = field(default=None)
 
 
 # The pure part of processing (decode, check, build rows), handed to `Queue.consume` so the
@@ -56,12 +59,14 @@ class Queue(ABC):
         """Append messages; when this returns they survive a crash of any process."""
 
     @abstractmethod
-    def consume(self, limit: int, prepare: Prepare) -> AbstractContextManager[Delivery]:
+    def consume(
+        self, limit: int, prepare: Prepare | None = None
+    ) -> AbstractContextManager[Delivery]:
         """Take up to `limit` messages inside a store transaction.
 
-        `delivery.prepared` is `prepare(delivery.messages)`. Leaving the block normally
-        commits the store writes made on `delivery.connection` and acknowledges the
-        messages; an exception rolls back and leaves them queued.
+        `delivery.prepared` is `prepare(delivery.messages)` (None without `prepare`).
+        Leaving the block normally commits the store writes made on `delivery.connection`
+        and acknowledges the messages; an exception rolls back and leaves them queued.
         """
 
     @abstractmethod
@@ -77,8 +82,16 @@ class Queue(ABC):
         """When the oldest waiting message was received, for the processing lag."""
 
     @abstractmethod
+    def received_total(self) -> int:
+        """Events accepted so far, counted in the same write that queued them."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise if the queue is unreachable."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads."""
+
+    async def aclose(self) -> None:
+        """Release connections, from inside the event loop that published."""
+        self.close()

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from the_eye.queue.base import Delivery, Message, Prepare, Queue, QueueUnavailable
 from the_eye.queue.group_commit import GroupCommit
-from the_eye.store.tables import inbox
+from the_eye.store.tables import counters, inbox
 
 _COLUMNS = (
     inbox.c.id,
@@ -44,6 +44,10 @@ def _messages(rows: list[Any]) -> list[Message]:
         )
         for row in sorted(rows, key=lambda r: r.id)
     ]
+
+
+def _nothing(messages: list[Message]) -> None:
+    return None
 
 
 def _rows(messages: list[Message]) -> list[tuple[Any, ...]]:
@@ -137,7 +141,8 @@ class DatabaseQueue(Queue):
             raise QueueUnavailable(str(exc.orig)) from exc
 
     @contextmanager
-    def consume(self, limit: int, prepare: Prepare) -> Iterator[Delivery]:
+    def consume(self, limit: int, prepare: Prepare | None = None) -> Iterator[Delivery]:
+        prepare = prepare or _nothing
         with self.engine.connect() as conn:
             if self._one_writer:
                 yield from self._consume_prepared_first(conn, limit, prepare)
@@ -179,6 +184,11 @@ class DatabaseQueue(Queue):
         with self.engine.connect() as conn:
             oldest = sa.select(inbox.c.received_at).order_by(inbox.c.id).limit(1)
             return conn.execute(oldest).scalar()
+
+    def received_total(self) -> int:
+        with self.engine.connect() as conn:
+            query = sa.select(counters.c.value).where(counters.c.name == "received")
+            return conn.execute(query).scalar() or 0
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

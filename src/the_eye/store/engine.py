@@ -25,8 +25,12 @@ def create_engine(settings: Settings) -> Engine:
     url = normalise_url(settings.database_url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms)
+    # An unreachable server (not a refused connection) would otherwise hold every caller,
+    # /ready/ included, for the operating system's TCP timeout.
+    connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
     return sa.create_engine(
         url,
+        connect_args=connect_args,
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,

@@ -77,8 +77,18 @@ errors = sa.Table(
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("replayed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("replayed_event_id", sa.BigInteger, nullable=True),
+    # Where the error came from in an at-least-once queue (message key and position), so
+    # that a message delivered twice writes its errors once. Empty for the `db` queue.
+    sa.Column("delivery_key", sa.String(255), nullable=True),
     sa.Index("ix_errors_received_at", "received_at", "id"),
     sa.Index("ix_errors_reason_received_at", "reason", "received_at", "id"),
+    sa.Index(
+        "uq_errors_delivery_key",
+        "delivery_key",
+        unique=True,
+        postgresql_where=sa.text("delivery_key IS NOT NULL"),
+        sqlite_where=sa.text("delivery_key IS NOT NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 

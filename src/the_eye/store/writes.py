@@ -159,10 +159,25 @@ def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
     )
 
 
-def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(errors.insert(), rows)
-        stats.count_errors(conn, rows)
+def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert error records, skipping those an earlier delivery of their message wrote.
+
+    Returns how many were new.
+    """
+    if not rows:
+        return 0
+    stmt = (
+        _insert(conn, errors)
+        .on_conflict_do_nothing(
+            index_elements=["delivery_key"], index_where=errors.c.delivery_key.is_not(None)
+        )
+        .returning(
+            errors.c.application_id, errors.c.reason, errors.c.received_at, errors.c.replayed
+        )
+    )
+    inserted = conn.execute(stmt, rows).all()
+    stats.count_errors(conn, inserted)
+    return len(inserted)
 
 
 def bump_counters(conn: Connection, result: WriteResult) -> None:

@@ -56,6 +56,7 @@ async def metrics(request: Request) -> PlainTextResponse:
 def render_metrics(state) -> str:
     with state.engine.connect() as conn:
         values = queries.counter_values(conn)
+    values["received"] = state.queue.received_total()
     lines = []
     for name, text in METRICS:
         metric = f"the_eye_events_{name}_total"

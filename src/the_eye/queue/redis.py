@@ -1,0 +1,309 @@
+"""The `redis` queue: a Redis stream with one consumer group shared by every processor.
+
+Ingest appends one entry per accepted request; processors read entries with XREADGROUP,
+write them to the store, and only after the store commits acknowledge and delete them, so
+the stream holds exactly what waits or is in flight. Entries that a dead processor left
+pending are taken over with XAUTOCLAIM once they have been idle for `redis_claim_idle`.
+Delivery is at least once: a message can come twice if a processor dies between the store
+commit and the acknowledgement. Events are deduplicated by their idempotency key and error
+records by the message's `delivery_key`, so a second delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy.engine import Engine
+
+from the_eye.config import Settings
+from the_eye.queue.base import INVALID_BODY, Delivery, Message, Prepare, Queue, QueueUnavailable
+from the_eye.timestamps import utcnow
+
+log = logging.getLogger("the_eye.queue")
+
+# Checks the bound, appends and counts in one atomic round trip, so that a full stream
+# refuses a request whole rather than half of it and never grows past the bound, and the
+# count of received events is exactly what was queued.
+# KEYS: the stream, the received counter. ARGV: the most entries the stream may hold, the
+# number of events, then five fields per message.
+_PUBLISH = """
+local count = (#ARGV - 2) / 5
+if redis.call('XLEN', KEYS[1]) + count > tonumber(ARGV[1]) then
+  return 0
+end
+for i = 3, #ARGV, 5 do
+  redis.call('XADD', KEYS[1], '*', 'application_id', ARGV[i], 'kind', ARGV[i + 1],
+             'received_at', ARGV[i + 2], 'event_ids', ARGV[i + 3], 'body', ARGV[i + 4])
+end
+redis.call('INCRBY', KEYS[2], ARGV[2])
+return count
+"""
+
+# Several queues in one process (the tests run processors in threads) must not share a
+# consumer name, or one would read another's pending entries as its own.
+_instances = itertools.count()
+
+# How often a processor looks for entries that a dead one left pending.
+_RECLAIM_EVERY = 1.0
+
+
+def _consumer_name(settings: Settings) -> str:
+    base = settings.redis_consumer or f"{socket.gethostname()}-{os.getpid()}"
+    n = next(_instances)
+    return base if n == 0 else f"{base}-{n}"
+
+
+class RedisQueue(Queue):
+    """Redis Streams with one consumer group; the production queue."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.engine = engine
+        self.url = settings.queue_url
+        self.stream = settings.redis_stream
+        # Beside the stream; a hash tag in the stream's name keeps both in one Cluster slot.
+        self.received_key = f"{self.stream}:received"
+        self.group = settings.redis_group
+        self.consumer = _consumer_name(settings)
+        self.claim_idle_ms = max(1, round(settings.redis_claim_idle * 1000))
+        self.max_length = settings.redis_max_length
+        self.block_ms = max(1, round(settings.poll_interval * 1000))
+        self.timeout = settings.redis_timeout
+        # No automatic retries: a retried append whose first try reached Redis would queue
+        # the request twice, and a processor backs off by itself.
+        self.client = redis.Redis.from_url(self.url, **self._client_options(Retry(NoBackoff(), 0)))
+        self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis, Any] | None = None
+        self._group_ready = False
+        self._own_pending = True  # a processor restarted under a fixed name resumes its own
+        self._claim_cursor = "0-0"
+        self._next_reclaim = 0.0
+
+    def _client_options(self, retry) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.timeout + self.block_ms / 1000,
+            "socket_connect_timeout": self.timeout,
+            "retry": retry,
+        }
+
+    # Ingest side (asyncio).
+
+    def _async_client(self) -> tuple[aioredis.Redis, Any]:
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            client = aioredis.Redis.from_url(
+                self.url, **self._client_options(aioredis.retry.Retry(NoBackoff(), 0))
+            )
+            self._async = (loop, client, client.register_script(_PUBLISH))
+        return self._async[1], self._async[2]
+
+    async def publish(self, messages: list[Message]) -> None:
+        if not messages:
+            return
+        _, script = self._async_client()
+        args: list[Any] = [self.max_length, sum(len(m.event_ids) for m in messages)]
+        for m in messages:
+            args += [
+                m.application_id,
+                m.kind,
+                m.received_at.isoformat(),
+                orjson.dumps(m.event_ids),
+                m.body,
+            ]
+        try:
+            added = await script(keys=[self.stream, self.received_key], args=args)
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"Redis: {exc}") from exc
+        if not added:
+            raise QueueUnavailable("the queue is full")
+
+    # Processor side (blocking).
+
+    @contextmanager
+    def consume(self, limit: int, prepare: Prepare | None = None) -> Iterator[Delivery]:
+        # The store first: while it is down, entries stay unread rather than pending here.
+        with self.engine.connect() as conn:
+            with conn.begin():
+                entries = self._take(limit)
+                try:
+                    messages = [self._message(eid, fields) for eid, fields in entries]
+                    yield Delivery(messages, conn, prepare and prepare(messages))
+                except BaseException:
+                    self._own_pending = bool(entries) or self._own_pending
+                    raise
+            if entries:
+                self._acknowledge([eid for eid, _ in entries])
+
+    def _take(self, limit: int) -> list[tuple[str, dict[bytes, bytes]]]:
+        try:
+            return self._with_group(self._take_entries, limit)
+        except redis.RedisError as exc:
+            self._own_pending = True  # the reply may be lost while the entries were handed out
+            raise QueueUnavailable(f"Redis: {exc}") from exc
+
+    def _take_entries(self, limit: int) -> list[tuple[str, dict[bytes, bytes]]]:
+        if self._own_pending:
+            # Entries this processor took but did not acknowledge (the store failed): retry
+            # them now rather than after the claim time.
+            mine = self._read("0", limit, None)
+            live = [(eid, fields) for eid, fields in mine if fields]
+            gone = [eid for eid, fields in mine if not fields]
+            if gone:  # deleted while pending: nothing left to process
+                self._drop(gone)
+            if live:
+                return live
+            if not mine:
+                self._own_pending = False
+        now = time.monotonic()
+        if now >= self._next_reclaim:
+            claimed = self._reclaim(limit)
+            if claimed:
+                return claimed
+            self._next_reclaim = now + _RECLAIM_EVERY
+        return self._read(">", limit, self.block_ms)
+
+    def _read(self, start: str, limit: int, block: int | None):
+        reply = self.client.xreadgroup(
+            self.group, self.consumer, {self.stream: start}, count=limit, block=block
+        )
+        if not reply:
+            return []
+        (_, entries) = reply[0]
+        return [(eid.decode(), fields) for eid, fields in entries]
+
+    def _reclaim(self, limit: int) -> list[tuple[str, dict[bytes, bytes]]]:
+        # Redis 7 adds a third item, the ids of entries deleted meanwhile, which it drops
+        # from the pending list by itself; Redis 6.2 hands them over without fields instead.
+        reply = self.client.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            self.claim_idle_ms,
+            self._claim_cursor,
+            count=limit,
+        )
+        cursor, entries = reply[0], reply[1]
+        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else cursor
+        gone = [eid for eid, fields in entries if not fields]
+        if gone:
+            self._drop(gone)
+        live = [(eid.decode(), fields) for eid, fields in entries if fields]
+        if live:
+            log.warning("took over %d entries another processor left unacknowledged", len(live))
+        return live
+
+    def _acknowledge(self, ids: list[str]) -> None:
+        """Acknowledge and delete together, so that no acknowledged entry stays behind."""
+        try:
+            self._drop(ids)
+        except redis.RedisError as exc:
+            # The store has the batch; it comes again (and changes nothing) once Redis is back.
+            self._own_pending = True
+            raise QueueUnavailable(f"Redis: {exc}") from exc
+
+    def _drop(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(self.stream, self.group, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+
+    def _with_group(self, call, *args):
+        """Run `call`, creating the stream and the group first when Redis lacks them."""
+        if not self._group_ready:
+            self._create_group()
+        try:
+            return call(*args)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOGROUP"):
+                raise
+            self._create_group()
+            return call(*args)
+
+    def _create_group(self) -> None:
+        try:
+            # From the stream's start: requests queued before any processor ran are kept.
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("BUSYGROUP"):
+                raise
+        self._group_ready = True
+
+    def _message(self, entry_id: str, fields: dict[bytes, bytes]) -> Message:
+        try:
+            return Message(
+                application_id=int(fields[b"application_id"]),
+                kind=fields[b"kind"].decode(),
+                received_at=datetime.fromisoformat(fields[b"received_at"].decode()),
+                event_ids=orjson.loads(fields[b"event_ids"]),
+                body=fields[b"body"],
+                queue_id=entry_id,
+                delivery_key=f"{self.stream}/{entry_id}",
+            )
+        except (KeyError, ValueError, orjson.JSONDecodeError):
+            # Not written by The Eye; kept as an error record rather than blocking the queue.
+            log.error("stream entry %s is not a queued request", entry_id)
+            return Message(
+                application_id=None,  # type: ignore[arg-type]
+                kind=INVALID_BODY,
+                received_at=utcnow(),
+                event_ids=[],
+                body=orjson.dumps({k.decode(errors="replace"): repr(v) for k, v in fields.items()}),
+                queue_id=entry_id,
+                delivery_key=f"{self.stream}/{entry_id}",
+            )
+
+    def has_messages(self) -> bool:
+        if self._own_pending:
+            return True
+        return self.depth() > 0
+
+    def depth(self) -> int:
+        try:
+            return self.client.xlen(self.stream)
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"Redis: {exc}") from exc
+
+    def oldest_received_at(self) -> datetime | None:
+        try:
+            first = self.client.xrange(self.stream, count=1)
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"Redis: {exc}") from exc
+        if not first:
+            return None
+        received_at = first[0][1].get(b"received_at")
+        return datetime.fromisoformat(received_at.decode()) if received_at else None
+
+    def received_total(self) -> int:
+        try:
+            return int(self.client.get(self.received_key) or 0)
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"Redis: {exc}") from exc
+
+    def ping(self) -> None:
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"Redis: {exc}") from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+    async def aclose(self) -> None:
+        if self._async is not None and self._async[0] is asyncio.get_running_loop():
+            await self._async[1].aclose()
+        self._async = None
+        self.close()
