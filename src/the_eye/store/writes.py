@@ -89,6 +89,42 @@ def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
+    if conn.dialect.name == "postgresql":
+        inserted = _insert_events_unnest(conn, rows)
+    else:
+        inserted = _insert_events_values(conn, rows)
+    upsert_sessions(conn, [(row.session_id, row.timestamp) for row in inserted])
+    stats.count_events(conn, [_counted(row) for row in inserted])
+    return len(inserted)
+
+
+_RETURNING = " RETURNING session_id, timestamp, application_id, category, name"
+_ON_CONFLICT = " ON CONFLICT (application_id, event_id) DO NOTHING"
+
+
+def _insert_events_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+    """PostgreSQL: one array per column and a short statement, which the driver parses once
+    (a multi-row VALUES statement is parsed again in Python at every execution)."""
+    sql = (
+        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM unnest("
+        "%b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]::jsonb[],"
+        " %b::timestamp[], %b::timestamp[])" + _ON_CONFLICT + _RETURNING
+    )
+    columns = (
+        [row["application_id"] for row in rows],
+        [row["event_id"] for row in rows],
+        [row["session_id"] for row in rows],
+        [row["category"] for row in rows],
+        [row["name"] for row in rows],
+        [dump_json(row["data"]) for row in rows],
+        [row["timestamp"] for row in rows],
+        [row["received_at"] for row in rows],
+    )
+    return conn.exec_driver_sql(sql, columns).all()
+
+
+def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+    """SQLite: multi-row VALUES, a few hundred rows a statement."""
     as_time, as_json = _binders(conn)
     mark = _marks(conn)
     one_row = "(" + ", ".join([mark] * len(EVENT_COLUMNS)) + ")"
@@ -110,13 +146,11 @@ def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
         sql = (
             f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
             + ", ".join([one_row] * len(chunk))
-            + " ON CONFLICT (application_id, event_id) DO NOTHING"
-            + " RETURNING session_id, timestamp, application_id, category, name"
+            + _ON_CONFLICT
+            + _RETURNING
         )
         inserted += conn.exec_driver_sql(sql, tuple(params)).all()
-    upsert_sessions(conn, [(row.session_id, row.timestamp) for row in inserted])
-    stats.count_events(conn, [_counted(row) for row in inserted])
-    return len(inserted)
+    return inserted
 
 
 def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
