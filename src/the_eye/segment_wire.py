@@ -58,6 +58,8 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes, shape: str) -> Any:
         raise BodyRejected(f"The body must be {shape}: {exc}.") from None
     except msgspec.DecodeError as exc:
         raise BodyRejected(f"The body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise BodyRejected("The body nests JSON too deeply.") from None
 
 
 def message_id(value: Any) -> str | None:

@@ -21,6 +21,8 @@ def decode_body(body: bytes) -> Any:
         return _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise BodyRejected(f"The body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise BodyRejected("The body nests JSON too deeply.") from None
 
 
 def events_in(document: Any) -> list[Any]:
@@ -48,6 +50,6 @@ def client_event_id(event: Any) -> str | None:
     """The idempotency key a client set on an event, when it is usable as one."""
     if isinstance(event, dict):
         key = event.get("event_id")
-        if isinstance(key, str) and 0 < len(key) <= MAX_KEY_LENGTH:
+        if isinstance(key, str) and 0 < len(key) <= MAX_KEY_LENGTH and "\x00" not in key:
             return key
     return None

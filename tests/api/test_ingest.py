@@ -82,7 +82,9 @@ def test_gzip_and_text_plain_bodies(sender, processor, reader):
     assert {e["event_id"] for e in fetch_all(reader, "/events/")} == {"gz", "beacon"}
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'"a string"', b"42", b""])
+@pytest.mark.parametrize(
+    "body", [b"{not json", b'"a string"', b"42", b"", b"[" * 5000 + b"]" * 5000]
+)
 def test_invalid_json_is_400_and_kept_as_an_error(sender, processor, reader, body):
     response = sender.post("/events/", content=body)
     assert response.status_code == 400

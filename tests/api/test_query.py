@@ -163,6 +163,11 @@ def test_limit_is_capped_at_1000(sender, processor, reader):
         ("/sessions/", {"last_seen__lte": "soon"}, "invalid_filter"),
         ("/errors/", {"received_at__gte": "x"}, "invalid_filter"),
         ("/errors/", {"replayed": "maybe"}, "invalid_request"),
+        ("/events/", {"timestamp__gte": "0001-01-01T00:00:00+01:00"}, "invalid_filter"),
+        # A well-formed cursor whose id is not an id of this list.
+        ("/events/", {"cursor": "WyJkIiwiMjAyMS0wMS0wMVQwMDowMDowMCIsW11d"}, "invalid_cursor"),
+        ("/sessions/", {"cursor": "WyJkIiwiMjAyMS0wMS0wMVQwMDowMDowMCIsMV0"}, "invalid_cursor"),
+        ("/events/99999999999999999999/", {}, "invalid_request"),
     ],
 )
 def test_bad_query_parameters_are_400_with_the_error_body(reader, path, params, code):

@@ -7,9 +7,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import orjson
 import sqlalchemy as sa
 
 from tests.conftest import fetch_all, make_event, queue_depth
+from the_eye.processor.worker import Processor
 from the_eye.queue import EVENTS, Message
 from the_eye.store.tables import errors, events, sessions
 from the_eye.timestamps import utcnow
@@ -167,21 +169,53 @@ def test_a_poison_message_becomes_an_error_and_does_not_block_the_queue(
     assert [e["reason"] for e in fetch_all(reader, "/errors/")] == ["invalid_json"]
 
 
-def test_an_event_the_store_cannot_take_is_isolated_as_an_error(
-    sender, processor, reader, settings, engine
-):
-    """A request that makes the store write fail: the batch around it is stored, it is kept."""
+class BreaksOnOneRequest(Processor):
+    """Checks like any processor, but turns the request whose body says BREAK into a row the
+    store refuses (an event without a session), as a bug or an unforeseen input would."""
+
+    def _prepare(self, messages):
+        rows = super()._prepare(messages)
+        if rows is not None and any(b"BREAK" in m.body for m in messages):
+            rows.events.append({**rows.events[0], "session_id": None, "event_id": "broken"})
+        return rows
+
+
+def test_a_request_the_store_refuses_is_isolated_as_an_error(sender, reader, settings, engine):
+    """The batch around it is stored; it is kept whole, and the queue moves on."""
     sender.post("/events/", json=make_event(event_id="before"))
-    # An integer beyond 64 bits is valid JSON, but no JSON column here can store it.
-    poison = b'{"session_id": "p", "category": "c", "name": "n", "timestamp": "2021-01-01",'
-    poison += b' "data": {"n": 123456789012345678901234567890}}'
+    poison = orjson.dumps([make_event(event_id="doomed", data={"note": "BREAK"})])
     assert sender.post("/events/", content=poison).status_code == 202
     sender.post("/events/", json=make_event(event_id="after"))
-    processor.drain()
+    processor = BreaksOnOneRequest.from_settings(settings)
+    try:
+        processor.drain()
+    finally:
+        processor.close()
     assert sorted(e["event_id"] for e in fetch_all(reader, "/events/")) == ["after", "before"]
     (error,) = fetch_all(reader, "/errors/")
     assert error["reason"] == "processing_failed"
     assert reader.get(f"/errors/{error['id']}/").json()["payload"] == poison.decode()
+    assert queue_depth(settings, engine) == 0
+
+
+def test_integers_beyond_64_bits_are_stored_as_sent(sender, processor, reader):
+    big = b'{"session_id": "p", "category": "c", "name": "n", "timestamp": "2021-01-01",'
+    big += b' "data": {"n": 123456789012345678901234567890}}'
+    assert sender.post("/events/", content=big).status_code == 202
+    processor.drain()
+    (event,) = fetch_all(reader, "/events/")
+    assert event["data"] == {"n": 123456789012345678901234567890}
+
+
+def test_a_body_with_a_nul_byte_becomes_an_error_and_does_not_block_the_queue(
+    sender, processor, reader, settings, engine
+):
+    assert sender.post("/events/", content=b"\x00{").status_code == 400
+    sender.post("/events/", json=make_event(event_id="after"))
+    processor.drain()
+    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["after"]
+    (error,) = fetch_all(reader, "/errors/")
+    assert error["reason"] == "invalid_json"
     assert queue_depth(settings, engine) == 0
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
@@ -16,6 +16,10 @@ from the_eye.store.queries import Keyset
 from the_eye.timestamps import format_timestamp, parse_timestamp
 
 MAX_LIMIT = 1000
+MAX_ID = 2**63 - 1
+
+# A row id in a path: larger ones are no id at all (and would overflow the driver).
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 Limit = Query(100, ge=1, description=f"Page size, at most {MAX_LIMIT}.")
 CursorParam = Query(None, description="Opaque position taken from a previous page's `next`.")
@@ -47,6 +51,10 @@ def decode_cursor(cursor: str | None, keyset: Keyset) -> tuple[datetime, Any] | 
         direction, key, row_id = orjson.loads(raw)
         if direction != ("d" if keyset.descending else "a"):
             raise ValueError("cursor made for another ordering")
+        if type(row_id) is not keyset.id.type.python_type:
+            raise ValueError("cursor made for another list")
+        if isinstance(row_id, int) and not 0 <= row_id <= MAX_ID:
+            raise ValueError("cursor id out of range")
         return datetime.fromisoformat(key), row_id
     except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
         raise ApiError(

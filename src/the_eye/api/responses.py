@@ -1,15 +1,17 @@
-"""JSON answers encoded with orjson, which also knows datetimes."""
+"""JSON answers, encoded with msgspec: fast, and exact for integers of any size."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
+import msgspec
 from starlette.responses import Response
+
+_encoder = msgspec.json.Encoder()
 
 
 class JSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return _encoder.encode(content)

@@ -106,17 +106,31 @@ class Processor:
             log.exception("batch failed; isolating its messages one by one")
             for message in delivery.messages:
                 try:
+                    rows = self._prepare([message])
+                    if rows is None:
+                        raise RuntimeError("the request could not be checked")
                     with conn.begin_nested():
-                        write(conn, process_messages([message], self.limits, self.schema_check))
+                        write(conn, rows)
                 except TRANSIENT:
                     raise
                 except Exception as exc:
                     log.exception("message %s could not be processed", message.queue_id)
-                    rows = BatchRows(
-                        errors=[body_error(message, _failure(exc), "processing_failed")]
-                    )
-                    with conn.begin_nested():
-                        write(conn, rows)
+                    self._keep_as_failed(conn, message, exc)
+
+    def _keep_as_failed(self, conn, message: Message, exc: Exception) -> None:
+        """Keep a request that cannot be processed as one error record with its body; if
+        even that cannot be written, a record without the body, so the queue moves on."""
+        failed = body_error(message, _failure(exc), "processing_failed")
+        try:
+            with conn.begin_nested():
+                write(conn, BatchRows(errors=[failed]))
+        except TRANSIENT:
+            raise
+        except Exception:
+            log.exception("message %s kept without its body", message.queue_id)
+            failed["payload"] = ""
+            with conn.begin_nested():
+                write(conn, BatchRows(errors=[failed]))
 
     @property
     def schema_check(self):

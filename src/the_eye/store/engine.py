@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import orjson
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
@@ -35,13 +35,23 @@ def create_engine(settings: Settings) -> Engine:
         max_overflow=20,
         pool_pre_ping=True,
         json_serializer=dump_json,
-        json_deserializer=orjson.loads,
+        json_deserializer=load_json,
     )
 
 
+_json_encoder = msgspec.json.Encoder()
+_json_decoder = msgspec.json.Decoder()
+
+
+def load_json(text: str | bytes):
+    """A JSON column's value, integers of any size kept as integers."""
+    return _json_decoder.decode(text)
+
+
 def dump_json(value) -> str:
-    """JSON text for a JSON column, encoded by orjson."""
-    return orjson.dumps(value).decode()
+    """JSON text for a JSON column. msgspec, which decoded the event, encodes whatever it
+    decoded (integers beyond 64 bits included, which orjson refuses)."""
+    return _json_encoder.encode(value).decode()
 
 
 def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int) -> Engine:
@@ -49,7 +59,7 @@ def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int) -> Engine:
         url,
         connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
         json_serializer=dump_json,
-        json_deserializer=orjson.loads,
+        json_deserializer=load_json,
     )
 
     @sa.event.listens_for(engine, "connect")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from the_eye.store import stats
+from the_eye.store.sessions import lock_sessions
 from the_eye.store.tables import applications, counters, errors, events, sessions
 
 
@@ -145,7 +146,11 @@ def get_session(conn: Connection, session_id: str) -> Any:
 
 
 def delete_session(conn: Connection, session_id: str) -> bool:
-    """Erase a session and every event of it; False when there was no such session."""
+    """Erase a session and every event of it; False when there was no such session.
+
+    The session's row is locked first, as processors lock it when they add events: an event
+    committed meanwhile is then seen, and erased too, instead of outliving its session."""
+    lock_sessions(conn, [session_id])
     erased = conn.execute(
         sa.delete(events)
         .where(events.c.session_id == session_id)

@@ -153,6 +153,11 @@ def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> list[
     return inserted
 
 
+def _bound(moment: Any, as_time) -> Any:
+    # Driver text (SQLite's RETURNING) goes back as it came; datetimes in the stored form.
+    return moment if isinstance(moment, str) else as_time(moment)
+
+
 def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
     """Fold (session_id, timestamp) pairs of new events into their sessions' rows.
 
@@ -189,7 +194,10 @@ def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
     # A fixed order keeps concurrent processors from deadlocking on each other's rows.
     conn.exec_driver_sql(
         sql,
-        [(sid, first, last, count, now) for sid, (first, last, count) in sorted(spans.items())],
+        [
+            (sid, _bound(first, as_time), _bound(last, as_time), count, now)
+            for sid, (first, last, count) in sorted(spans.items())
+        ],
     )
 
 
@@ -200,6 +208,11 @@ def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
+    for row in rows:
+        # PostgreSQL cannot store NUL in text; a raw body may hold one.
+        for key in ("payload", "message"):
+            if "\x00" in row[key]:
+                row[key] = row[key].replace("\x00", "\ufffd")
     stmt = (
         _insert(conn, errors)
         .on_conflict_do_nothing(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictBool
 
 from the_eye.api.auth import AdminAccess
-from the_eye.api.pagination import iso
+from the_eye.api.pagination import RowId, iso
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
 from the_eye.store import credentials, queries
@@ -61,7 +61,7 @@ def create_application(request: Request, body: NewApplication) -> JSONBody:
 
 
 @router.patch("/applications/{app_id}/", summary="Change an application's strict mode")
-def change_application(request: Request, app_id: int, body: ApplicationChanges) -> JSONBody:
+def change_application(request: Request, app_id: RowId, body: ApplicationChanges) -> JSONBody:
     with request.app.state.engine.begin() as conn:
         app = credentials.set_strict(conn, app_id, body.strict)
     if app is None:
@@ -71,7 +71,7 @@ def change_application(request: Request, app_id: int, body: ApplicationChanges) 
 
 
 @router.post("/applications/{app_id}/rotate-key/", summary="Replace an application's write key")
-def rotate_key(request: Request, app_id: int) -> JSONBody:
+def rotate_key(request: Request, app_id: RowId) -> JSONBody:
     with request.app.state.engine.begin() as conn:
         app = credentials.rotate_write_key(conn, app_id)
     if app is None:
@@ -81,7 +81,7 @@ def rotate_key(request: Request, app_id: int) -> JSONBody:
 
 
 @router.delete("/applications/{app_id}/", status_code=204, summary="Revoke an application's key")
-def revoke(request: Request, app_id: int) -> Response:
+def revoke(request: Request, app_id: RowId) -> Response:
     with request.app.state.engine.begin() as conn:
         if not credentials.revoke_application(conn, app_id):
             raise not_found("application")

@@ -8,6 +8,7 @@ from the_eye.api.auth import AdminAccess, ReadAccess
 from the_eye.api.pagination import (
     CursorParam,
     Limit,
+    RowId,
     clamp,
     decode_cursor,
     iso,
@@ -71,7 +72,7 @@ def list_errors(
 
 
 @router.get("/errors/{error_id}/", summary="One error, with the raw payload")
-def get_error(request: Request, error_id: int) -> JSONBody:
+def get_error(request: Request, error_id: RowId) -> JSONBody:
     with request.app.state.engine.connect() as conn:
         row = queries.get_error(conn, error_id)
         if row is None:
@@ -123,7 +124,7 @@ def replay_errors(
 
 
 @router.post("/errors/{error_id}/replay/", summary="Replay one error", dependencies=[AdminAccess])
-def replay_error(request: Request, error_id: int) -> JSONBody:
+def replay_error(request: Request, error_id: RowId) -> JSONBody:
     """Answers the error as it is afterwards, with `outcome`: `replayed` (see
     `replayed_event`), `still_failing` (see the new `reason`) or `already_replayed`."""
     state = request.app.state

@@ -10,6 +10,7 @@ from the_eye.api.auth import AdminAccess, ReadAccess
 from the_eye.api.pagination import (
     CursorParam,
     Limit,
+    RowId,
     clamp,
     decode_cursor,
     iso,
@@ -84,7 +85,7 @@ def list_events(
 
 
 @router.get("/events/{event_id}/", summary="One event")
-def get_event(request: Request, event_id: int) -> JSONBody:
+def get_event(request: Request, event_id: RowId) -> JSONBody:
     with request.app.state.engine.connect() as conn:
         row = queries.get_event(conn, event_id)
         if row is None:
@@ -103,7 +104,7 @@ PUT_EXAMPLE = {
 }
 
 
-def _edit(request: Request, event_id: int, body: Any, replace: bool) -> JSONBody:
+def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBody:
     if "json" not in request.headers.get("content-type", ""):
         raise ApiError(
             415,
@@ -138,7 +139,7 @@ def _edit(request: Request, event_id: int, body: Any, replace: bool) -> JSONBody
 @router.patch(
     "/events/{event_id}/", summary="Change some fields of an event", dependencies=[AdminAccess]
 )
-def patch_event(request: Request, event_id: int, body: Any = Body(examples=[EDIT_EXAMPLE])):
+def patch_event(request: Request, event_id: RowId, body: Any = Body(examples=[EDIT_EXAMPLE])):
     """The changed event passes the same checks as a new one (else `400` with the reason);
     its sessions' first_seen, last_seen and event_count follow. `id`, `application` and
     `received_at` cannot change and are ignored."""
@@ -146,7 +147,7 @@ def patch_event(request: Request, event_id: int, body: Any = Body(examples=[EDIT
 
 
 @router.put("/events/{event_id}/", summary="Replace an event", dependencies=[AdminAccess])
-def put_event(request: Request, event_id: int, body: Any = Body(examples=[PUT_EXAMPLE])):
+def put_event(request: Request, event_id: RowId, body: Any = Body(examples=[PUT_EXAMPLE])):
     """Like an event sent anew (`event_id` may be left out to keep the current one)."""
     return _edit(request, event_id, body, replace=True)
 
@@ -154,7 +155,7 @@ def put_event(request: Request, event_id: int, body: Any = Body(examples=[PUT_EX
 @router.delete(
     "/events/{event_id}/", status_code=204, summary="Delete an event", dependencies=[AdminAccess]
 )
-def delete_event(request: Request, event_id: int) -> Response:
+def delete_event(request: Request, event_id: RowId) -> Response:
     try:
         corrections.delete_event(request.app.state.engine, event_id)
     except corrections.EventNotFound:

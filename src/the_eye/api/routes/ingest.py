@@ -10,6 +10,7 @@ differs from the others only in its `BodyFormat`: how it reads a body and answer
 from __future__ import annotations
 
 import itertools
+import logging
 import secrets
 import zlib
 from abc import ABC, abstractmethod
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
@@ -30,6 +32,7 @@ from the_eye.timestamps import utcnow
 from the_eye.wire import BodyRejected, client_event_id, decode_body, events_in, write_key_in
 
 router = APIRouter(tags=["ingest"])
+log = logging.getLogger("the_eye.api")
 
 # Server-made event ids: a random per-process prefix and a counter, unique without a
 # system call per request.
@@ -239,6 +242,17 @@ class Ingest:
             extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
         except ClientGone:
             return  # half a body is not a request: nothing queued, nobody to answer
+        except (DBAPIError, QueueUnavailable) as exc:
+            # The store (a write-key lookup) or the queue is down or busy: come back later.
+            log.warning("ingest unavailable: %s", exc)
+            status, body = 503, error_body(_unavailable("the store is unreachable"))
+            extra = [(b"retry-after", b"5")]
+        except Exception:
+            log.exception("ingest failed")
+            status, extra = 500, []
+            body = error_body(
+                ApiError(500, "internal_error", "The Eye failed to take this request.")
+            )
         origin = headers.get("origin")
         if origin and (origin in self.cors_origins or "*" in self.cors_origins):
             extra += [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]

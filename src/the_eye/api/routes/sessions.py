@@ -20,6 +20,7 @@ from the_eye.api.problems import not_found
 from the_eye.api.responses import JSONBody
 from the_eye.api.routes.events import list_events_page
 from the_eye.store import queries
+from the_eye.store.engine import write_transaction
 from the_eye.store.writes import session_create
 from the_eye.timestamps import utcnow
 
@@ -97,7 +98,7 @@ def session_events(
     dependencies=[AdminAccess],
 )
 def delete_session(request: Request, session_id: str) -> Response:
-    with request.app.state.engine.begin() as conn:
+    with write_transaction(request.app.state.engine) as conn:
         if not queries.delete_session(conn, session_id):
             raise not_found("session")
     return Response(status_code=204)
