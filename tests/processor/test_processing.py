@@ -241,3 +241,11 @@ def test_batches_are_sized_by_events_not_requests(sender, settings):
     finally:
         processor.close()
     assert taken == [1, 10, 10, 9]
+
+
+def test_an_invalid_event_retried_with_its_event_id_is_one_error(sender, processor, reader):
+    for _ in range(3):
+        sender.post("/events/", json=make_event(event_id="bad-1", data={}))
+    processor.drain()
+    assert [e["event_id"] for e in fetch_all(reader, "/errors/")] == ["bad-1"]
+    assert "the_eye_events_errored_total 1" in reader.get("/metrics").text

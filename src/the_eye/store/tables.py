@@ -89,6 +89,15 @@ errors = sa.Table(
         postgresql_where=sa.text("delivery_key IS NOT NULL"),
         sqlite_where=sa.text("delivery_key IS NOT NULL"),
     ),
+    # An invalid event retried with the same event_id is kept once, as a valid one is.
+    sa.Index(
+        "uq_errors_application_event_id",
+        "application_id",
+        "event_id",
+        unique=True,
+        postgresql_where=sa.text("event_id IS NOT NULL"),
+        sqlite_where=sa.text("event_id IS NOT NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 

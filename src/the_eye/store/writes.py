@@ -202,7 +202,7 @@ def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
 
 
 def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert error records, skipping those an earlier delivery of their message wrote.
+    """Insert error records, skipping those already kept (same delivery, or same event_id).
 
     Returns how many were new.
     """
@@ -215,9 +215,9 @@ def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> int:
                 row[key] = row[key].replace("\x00", "\ufffd")
     stmt = (
         _insert(conn, errors)
-        .on_conflict_do_nothing(
-            index_elements=["delivery_key"], index_where=errors.c.delivery_key.is_not(None)
-        )
+        # Either key may repeat: the delivery (a message delivered twice) or the event's
+        # idempotency key (a client retrying an invalid event); both leave one record.
+        .on_conflict_do_nothing()
         .returning(
             errors.c.application_id, errors.c.reason, errors.c.received_at, errors.c.replayed
         )
