@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
+import sqlalchemy as sa
 from fastapi import Path, Query, Request
 
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
+from the_eye.store import queries
 from the_eye.store.queries import Keyset
 from the_eye.timestamps import format_timestamp, parse_timestamp
 
@@ -80,3 +83,27 @@ def clamp(limit: int) -> int:
 
 def iso(value: datetime | None) -> str | None:
     return None if value is None else format_timestamp(value)
+
+
+def list_page(
+    request: Request,
+    keyset: Keyset,
+    cursor: str | None,
+    limit: int,
+    application: str | None,
+    select: Callable[[int | None], sa.Select[Any]],
+    to_json: Callable[[Any, dict[int, str]], dict[str, Any]],
+) -> JSONBody:
+    """The answer of a list endpoint: `select(application_id)` paged in `keyset` order from
+    `cursor`, each row made JSON by `to_json(row, application names)`. An unknown
+    application name matches nothing."""
+    after = decode_cursor(cursor, keyset)
+    with request.app.state.engine.connect() as conn:
+        app_id = None
+        if application is not None:
+            app_id = queries.application_id(conn, application)
+            if app_id is None:
+                return page_response(request, [], keyset, None)
+        rows, position = queries.page(conn, select(app_id), keyset, after, clamp(limit))
+        names = queries.application_names(conn) if rows else {}
+    return page_response(request, [to_json(r, names) for r in rows], keyset, position)

@@ -9,10 +9,8 @@ from the_eye.api.pagination import (
     CursorParam,
     Limit,
     RowId,
-    clamp,
-    decode_cursor,
     iso,
-    page_response,
+    list_page,
     time_filter,
 )
 from the_eye.api.problems import ApiError, not_found
@@ -49,26 +47,23 @@ def list_errors(
     limit: int = Limit,
     cursor: str | None = CursorParam,
 ) -> JSONBody:
-    keyset = queries.ERRORS_NEWEST_FIRST
-    after = decode_cursor(cursor, keyset)
     gte = time_filter(received_at__gte, "received_at__gte")
     lte = time_filter(received_at__lte, "received_at__lte")
-    with request.app.state.engine.connect() as conn:
-        names = queries.application_names(conn)
-        app_id = None
-        if application is not None:
-            app_id = queries.application_id(conn, application)
-            if app_id is None:
-                return page_response(request, [], keyset, None)
-        stmt = queries.select_errors(
+    return list_page(
+        request,
+        queries.ERRORS_NEWEST_FIRST,
+        cursor,
+        limit,
+        application,
+        lambda app_id: queries.select_errors(
             reason=reason,
             application_id=app_id,
             received_at_gte=gte,
             received_at_lte=lte,
             replayed=replayed,
-        )
-        rows, position = queries.page(conn, stmt, keyset, after, clamp(limit))
-    return page_response(request, [error_json(r, names) for r in rows], keyset, position)
+        ),
+        error_json,
+    )
 
 
 @router.get("/errors/{error_id}/", summary="One error, with the raw payload")

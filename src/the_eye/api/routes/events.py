@@ -11,10 +11,8 @@ from the_eye.api.pagination import (
     CursorParam,
     Limit,
     RowId,
-    clamp,
-    decode_cursor,
     iso,
-    page_response,
+    list_page,
     time_filter,
 )
 from the_eye.api.problems import ApiError, not_found
@@ -40,20 +38,24 @@ def event_json(row, names: dict[int, str]) -> dict:
     }
 
 
-def list_events_page(request: Request, keyset: queries.Keyset, cursor, limit: int, **filters):
+def list_events_page(
+    request: Request,
+    keyset: queries.Keyset,
+    cursor: str | None,
+    limit: int,
+    application: str | None = None,
+    **filters,
+) -> JSONBody:
     """A page of events in `keyset` order, as the list endpoints answer it."""
-    after = decode_cursor(cursor, keyset)
-    with request.app.state.engine.connect() as conn:
-        names = queries.application_names(conn)
-        app_name = filters.pop("application", None)
-        app_id = None
-        if app_name is not None:
-            app_id = queries.application_id(conn, app_name)
-            if app_id is None:
-                return page_response(request, [], keyset, None)
-        stmt = queries.select_events(application_id=app_id, **filters)
-        rows, position = queries.page(conn, stmt, keyset, after, clamp(limit))
-    return page_response(request, [event_json(r, names) for r in rows], keyset, position)
+    return list_page(
+        request,
+        keyset,
+        cursor,
+        limit,
+        application,
+        lambda app_id: queries.select_events(application_id=app_id, **filters),
+        event_json,
+    )
 
 
 @router.get("/events/", summary="List events")

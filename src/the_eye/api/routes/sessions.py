@@ -10,10 +10,8 @@ from the_eye.api.auth import AdminAccess, ReadAccess, SenderAccess
 from the_eye.api.pagination import (
     CursorParam,
     Limit,
-    clamp,
-    decode_cursor,
     iso,
-    page_response,
+    list_page,
     time_filter,
 )
 from the_eye.api.problems import not_found
@@ -56,19 +54,19 @@ def list_sessions(
     limit: int = Limit,
     cursor: str | None = CursorParam,
 ) -> JSONBody:
-    keyset = queries.SESSIONS_NEWEST_FIRST
-    after = decode_cursor(cursor, keyset)
     gte = time_filter(last_seen__gte, "last_seen__gte")
     lte = time_filter(last_seen__lte, "last_seen__lte")
-    with request.app.state.engine.connect() as conn:
-        app_id = None
-        if application is not None:
-            app_id = queries.application_id(conn, application)
-            if app_id is None:
-                return page_response(request, [], keyset, None)
-        stmt = queries.select_sessions(application_id=app_id, last_seen_gte=gte, last_seen_lte=lte)
-        rows, position = queries.page(conn, stmt, keyset, after, clamp(limit))
-    return page_response(request, [session_json(r) for r in rows], keyset, position)
+    return list_page(
+        request,
+        queries.SESSIONS_NEWEST_FIRST,
+        cursor,
+        limit,
+        application,
+        lambda app_id: queries.select_sessions(
+            application_id=app_id, last_seen_gte=gte, last_seen_lte=lte
+        ),
+        lambda row, _names: session_json(row),
+    )
 
 
 @router.get("/sessions/{session_id}/", summary="One session", dependencies=[ReadAccess])
