@@ -272,3 +272,29 @@ def test_an_unreachable_redis_makes_every_call_unavailable(settings, engine, app
             pass
     finally:
         queue.close()
+
+
+def test_concurrent_requests_share_round_trips_and_each_is_kept_or_refused_whole(
+    settings, engine, app_id
+):
+    """Requests published at once go out together; the bound still applies per request."""
+    queue = open_redis_queue(settings, engine, redis_max_length=7)
+
+    async def many() -> list:
+        requests = [[message(app_id, event_ids=[f"r{r}-{i}"]) for i in range(2)] for r in range(5)]
+        return await asyncio.gather(
+            *(queue.publish(request) for request in requests), return_exceptions=True
+        )
+
+    try:
+        outcomes = asyncio.run(many())
+        kept = [o for o in outcomes if o is None]
+        refused = [o for o in outcomes if isinstance(o, QueueUnavailable)]
+        assert (len(kept), len(refused)) == (3, 2)  # 3 requests of 2 fit under 7, whole
+        assert queue.depth() == 6
+        assert queue.received_total() == 6
+        with queue.consume(10) as delivery:
+            ids = sorted(i for m in delivery.messages for i in m.event_ids)
+        assert ids == sorted(f"r{r}-{i}" for r in range(3) for i in range(2))
+    finally:
+        queue.close()

@@ -86,6 +86,9 @@ class RedisQueue(Queue):
         # the request twice, and a processor backs off by itself.
         self.client = redis.Redis.from_url(self.url, **self._client_options(Retry(NoBackoff(), 0)))
         self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis, Any] | None = None
+        self._pending: list[tuple[list[Message], asyncio.Future[None]]] = []
+        self._flushing = False
+        self._flush_task: asyncio.Task[None] | None = None
         self._group_ready = False
         self._own_pending = True  # a processor restarted under a fixed name resumes its own
         self._claim_cursor = "0-0"
@@ -110,9 +113,20 @@ class RedisQueue(Queue):
         return self._async[1], self._async[2]
 
     async def publish(self, messages: list[Message]) -> None:
+        """Append one request's messages, all or none. Requests that arrive while a round
+        trip is in flight go together in the next one (a pipeline of one script call per
+        request), so concurrent requests share round trips as the db queue shares commits."""
         if not messages:
             return
-        _, script = self._async_client()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((messages, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flush_task = loop.create_task(self._flush())
+        await future
+
+    def _script_args(self, messages: list[Message]) -> list[Any]:
         args: list[Any] = [self.max_length, sum(len(m.event_ids) for m in messages)]
         for m in messages:
             args += [
@@ -122,12 +136,41 @@ class RedisQueue(Queue):
                 orjson.dumps(m.event_ids),
                 m.body,
             ]
+        return args
+
+    async def _flush(self) -> None:
         try:
-            added = await script(keys=[self.stream, self.received_key], args=args)
-        except redis.RedisError as exc:
-            raise QueueUnavailable(f"Redis: {exc}") from exc
-        if not added:
-            raise QueueUnavailable("the queue is full")
+            while self._pending:
+                group, self._pending = self._pending, []
+                try:
+                    replies = await self._send(group)
+                except redis.RedisError as exc:
+                    replies = [QueueUnavailable(f"Redis: {exc}")] * len(group)
+                for (_, future), reply in zip(group, replies, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(reply, Exception):
+                        future.set_exception(
+                            reply
+                            if isinstance(reply, QueueUnavailable)
+                            else QueueUnavailable(f"Redis: {reply}")
+                        )
+                    elif not reply:
+                        future.set_exception(QueueUnavailable("the queue is full"))
+                    else:
+                        future.set_result(None)
+        finally:
+            self._flushing = False
+
+    async def _send(self, group: list[tuple[list[Message], asyncio.Future[None]]]) -> list[Any]:
+        client, script = self._async_client()
+        keys = [self.stream, self.received_key]
+        if len(group) == 1:
+            return [await script(keys=keys, args=self._script_args(group[0][0]))]
+        async with client.pipeline(transaction=False) as pipe:
+            for messages, _ in group:
+                await script(keys=keys, args=self._script_args(messages), client=pipe)
+            return await pipe.execute(raise_on_error=False)
 
     # Processor side (blocking).
 
