@@ -157,21 +157,24 @@ def server(settings) -> Iterator[LiveServer]:
         yield live
 
 
+def client_as(server: LiveServer, secret: str) -> httpx.Client:
+    """An HTTP client of the live server that sends `secret` as its Bearer credential."""
+    return httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=30
+    )
+
+
 @pytest.fixture
 def sender(server, creds) -> Iterator[httpx.Client]:
     """An HTTP client authenticated as an application (write key)."""
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {creds.write_key}"}, timeout=30
-    ) as client:
+    with client_as(server, creds.write_key) as client:
         yield client
 
 
 @pytest.fixture
 def reader(server, creds) -> Iterator[httpx.Client]:
     """An HTTP client authenticated with an admin API token."""
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {creds.admin_token}"}, timeout=30
-    ) as client:
+    with client_as(server, creds.admin_token) as client:
         yield client
 
 
