@@ -17,18 +17,21 @@ from the_eye.store.sessions import delete_empty_sessions, lock_sessions, recount
 from the_eye.store.tables import errors, events, sessions
 
 
+def _oldest_ids(
+    conn: Connection, moment: sa.Column, row_id: sa.Column, cutoff: datetime, limit: int
+) -> list[int]:
+    """Ids of up to `limit` rows whose `moment` is before `cutoff`, oldest first."""
+    return list(
+        conn.execute(
+            sa.select(row_id).where(moment < cutoff).order_by(moment, row_id).limit(limit)
+        ).scalars()
+    )
+
+
 def purge_events(conn: Connection, cutoff: datetime, limit: int) -> tuple[int, int]:
     """Delete up to `limit` events that happened before `cutoff`, and the sessions that this
     leaves empty; return (events, sessions) deleted."""
-    oldest = [
-        row.id
-        for row in conn.execute(
-            sa.select(events.c.id)
-            .where(events.c.timestamp < cutoff)
-            .order_by(events.c.timestamp, events.c.id)
-            .limit(limit)
-        )
-    ]
+    oldest = _oldest_ids(conn, events.c.timestamp, events.c.id, cutoff, limit)
     if not oldest:
         return 0, 0
     deleted = conn.execute(
@@ -52,15 +55,7 @@ def purge_events(conn: Connection, cutoff: datetime, limit: int) -> tuple[int, i
 
 def purge_errors(conn: Connection, cutoff: datetime, limit: int) -> int:
     """Delete up to `limit` errors received before `cutoff`; return how many."""
-    oldest = [
-        row.id
-        for row in conn.execute(
-            sa.select(errors.c.id)
-            .where(errors.c.received_at < cutoff)
-            .order_by(errors.c.received_at, errors.c.id)
-            .limit(limit)
-        )
-    ]
+    oldest = _oldest_ids(conn, errors.c.received_at, errors.c.id, cutoff, limit)
     if not oldest:
         return 0
     deleted = conn.execute(

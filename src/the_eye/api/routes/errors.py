@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from dataclasses import asdict, dataclass
+
+from fastapi import APIRouter, Depends, Query, Request
 
 from the_eye.api.auth import AdminAccess, ReadAccess
 from the_eye.api.pagination import (
@@ -36,32 +38,40 @@ def error_json(row, names: dict[int, str]) -> dict:
     }
 
 
+@dataclass
+class ErrorFilters:
+    """The filters of `GET /errors/`, which bulk replay takes too."""
+
+    reason: str | None = None
+    application: str | None = Query(None, description="Application name.")
+    received_at__gte: str | None = None
+    received_at__lte: str | None = None
+    replayed: bool | None = None
+
+    def where(self, application_id: int | None) -> replay.ErrorFilter:
+        return replay.ErrorFilter(
+            self.reason,
+            application_id,
+            time_filter(self.received_at__gte, "received_at__gte"),
+            time_filter(self.received_at__lte, "received_at__lte"),
+            self.replayed,
+        )
+
+
 @router.get("/errors/", summary="List errors")
 def list_errors(
     request: Request,
-    reason: str | None = None,
-    application: str | None = Query(None, description="Application name."),
-    received_at__gte: str | None = None,
-    received_at__lte: str | None = None,
-    replayed: bool | None = None,
+    filters: ErrorFilters = Depends(),
     limit: int = Limit,
     cursor: str | None = CursorParam,
 ) -> JSONBody:
-    gte = time_filter(received_at__gte, "received_at__gte")
-    lte = time_filter(received_at__lte, "received_at__lte")
     return list_page(
         request,
         queries.ERRORS_NEWEST_FIRST,
         cursor,
         limit,
-        application,
-        lambda app_id: queries.select_errors(
-            reason=reason,
-            application_id=app_id,
-            received_at_gte=gte,
-            received_at_lte=lte,
-            replayed=replayed,
-        ),
+        filters.application,
+        lambda app_id: queries.select_errors(**asdict(filters.where(app_id))),
         error_json,
     )
 
@@ -81,30 +91,22 @@ def get_error(request: Request, error_id: RowId) -> JSONBody:
     summary="Replay every error the filters match",
     dependencies=[AdminAccess],
 )
-def replay_errors(
-    request: Request,
-    reason: str | None = None,
-    application: str | None = Query(None, description="Application name."),
-    received_at__gte: str | None = None,
-    received_at__lte: str | None = None,
-    replayed: bool | None = None,
-) -> JSONBody:
+def replay_errors(request: Request, filters: ErrorFilters = Depends()) -> JSONBody:
     """Runs the matching errors' raw events through processing again, in batches, with the
     schemas in force now. Those that pass become events; the others keep their record with
     the new reason; whole-body and already replayed errors are skipped."""
     state = request.app.state
-    gte = time_filter(received_at__gte, "received_at__gte")
-    lte = time_filter(received_at__lte, "received_at__lte")
     app_id = None
-    if application is not None:
+    if filters.application is not None:
         with state.engine.connect() as conn:
-            app_id = queries.application_id(conn, application)
+            app_id = queries.application_id(conn, filters.application)
         if app_id is None:
             return JSONBody({"replayed": 0, "still_failing": 0, "skipped": 0})
+    where = filters.where(app_id)
     state.schemas.refresh(force=True)
     counts = replay.replay_errors(
         state.engine,
-        replay.ErrorFilter(reason, app_id, gte, lte, replayed),
+        where,
         limits=Limits.of(state.settings),
         schema_check=state.schemas.check,
         refresh=state.schemas.refresh,
