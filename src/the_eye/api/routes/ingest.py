@@ -242,8 +242,8 @@ class Ingest:
             extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
         except ClientGone:
             return  # half a body is not a request: nothing queued, nobody to answer
-        except (DBAPIError, QueueUnavailable) as exc:
-            # The store (a write-key lookup) or the queue is down or busy: come back later.
+        except DBAPIError as exc:
+            # The store (a write-key lookup) is down or busy: come back later.
             log.warning("ingest unavailable: %s", exc)
             status, body = 503, error_body(_unavailable("the store is unreachable"))
             extra = [(b"retry-after", b"5")]
