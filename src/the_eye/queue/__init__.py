@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from the_eye.config import Settings
+from the_eye.extras import require
 from the_eye.queue.base import EVENTS, INVALID_BODY, Delivery, Message, Queue, QueueUnavailable
 
 __all__ = [
@@ -25,6 +26,7 @@ def open_queue(settings: Settings, engine: Engine) -> Queue:
 
         return DatabaseQueue(engine)
     if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
+        require("redis", "redis", "A Redis queue needs the redis client")
         from the_eye.queue.redis import RedisQueue
 
         return RedisQueue(settings, engine)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from the_eye.config import Settings
+from the_eye.extras import require
 
 
 def normalise_url(url: str) -> str:
@@ -23,6 +24,8 @@ def normalise_url(url: str) -> str:
 def create_engine(settings: Settings) -> Engine:
     """An engine for `settings.database_url`, tuned for its backend."""
     url = normalise_url(settings.database_url)
+    if make_url(url).drivername == "postgresql+psycopg":
+        require("psycopg", "postgres", "A PostgreSQL database needs the psycopg driver")
     if url.startswith("sqlite"):
         return _sqlite_engine(url, settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms)
     # An unreachable server (not a refused connection) would otherwise hold every caller,
