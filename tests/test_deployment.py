@@ -69,3 +69,36 @@ def test_dockerfile_runs_the_cli():
     (cmd,) = [json.loads(line.split(None, 1)[1]) for line in lines if line.startswith("CMD")]
     assert entrypoint == ["the-eye"]
     parse_command(cmd)
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(instruction, arguments) of each Dockerfile line, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
+
+
+def test_dockerfile_installs_hash_checked_locked_versions_only():
+    instructions = dockerfile_instructions()
+    copied = [args.split()[0] for name, args in instructions if name == "COPY"]
+    assert "requirements.lock" in copied
+    runs = [args for name, args in instructions if name == "RUN"]
+    (from_lock,) = [run for run in runs if "-r requirements.lock" in run]
+    assert "--require-hashes" in from_lock
+    (install,) = [run for run in runs if "pip install" in run]
+    # Offline: only the wheels checked against the lock can be installed.
+    assert "--no-index" in install
+    (extras,) = re.findall(r"the-eye\[([\w,]+)\]", install)
+    assert set(extras.split(",")) == {"server", "postgres", "redis"}
+
+
+def test_image_runs_the_python_the_lock_is_resolved_for():
+    images = [args for name, args in dockerfile_instructions() if name == "FROM"]
+    (locked,) = re.findall(r"--python-version (\S+)", (ROOT / "Makefile").read_text())
+    assert images and all(image.startswith(f"python:{locked}-") for image in images)
+
+
+def test_docker_build_context_has_what_the_dockerfile_copies():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for needed in ("requirements.lock", "pyproject.toml", "README.md", "src"):
+        assert needed not in ignored
