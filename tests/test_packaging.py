@@ -81,39 +81,39 @@ def test_lock_pins_every_dependency_within_its_bounds():
         )
 
 
-def test_postgresql_url_without_psycopg_names_the_extra():
-    result = run_python(
-        sys.executable,
-        """
-        import sys
-        sys.modules["psycopg"] = None  # as if the-eye[postgres] were not installed
-        from the_eye.config import Settings
-        from the_eye.store.engine import create_engine
-        settings = Settings(database_url="postgresql://eye@127.0.0.1/eye", _env_file=None)
-        try:
-            create_engine(settings)
-        except ModuleNotFoundError as exc:
-            print(exc)
-        """,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (
-        "A PostgreSQL database needs the psycopg driver: pip install 'the-eye[postgres]'"
-    )
-
-
-def test_redis_queue_url_without_redis_names_the_extra(tmp_path):
+@pytest.mark.parametrize(
+    ("absent", "database_url", "queue_url", "message"),
+    [
+        pytest.param(
+            "psycopg",
+            "postgresql://eye@127.0.0.1/eye",
+            "db",
+            "A PostgreSQL database needs the psycopg driver: pip install 'the-eye[postgres]'",
+            id="postgresql",
+        ),
+        pytest.param(
+            "redis",
+            "sqlite:///{tmp}/the-eye.db",
+            "redis://127.0.0.1:6379/0",
+            "A Redis queue needs the redis client: pip install 'the-eye[redis]'",
+            id="redis",
+        ),
+    ],
+)
+def test_backend_without_its_driver_names_the_extra(
+    absent, database_url, queue_url, message, tmp_path
+):
     result = run_python(
         sys.executable,
         f"""
         import sys
-        sys.modules["redis"] = None  # as if the-eye[redis] were not installed
+        sys.modules[{absent!r}] = None  # as if its extra were not installed
         from the_eye.config import Settings
         from the_eye.queue import open_queue
         from the_eye.store.engine import create_engine
         settings = Settings(
-            database_url="sqlite:///{tmp_path / "the-eye.db"}",
-            queue_url="redis://127.0.0.1:6379/0",
+            database_url={database_url.format(tmp=tmp_path)!r},
+            queue_url={queue_url!r},
             _env_file=None,
         )
         try:
@@ -123,9 +123,7 @@ def test_redis_queue_url_without_redis_names_the_extra(tmp_path):
         """,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (
-        "A Redis queue needs the redis client: pip install 'the-eye[redis]'"
-    )
+    assert result.stdout.strip() == message
 
 
 def test_command_with_a_missing_driver_says_what_to_install_without_a_traceback(tmp_path):
