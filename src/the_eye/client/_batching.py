@@ -129,7 +129,8 @@ class BatchingQueue:
             self._changed.wait(due - now)
 
     def _take(self) -> list[bytes]:
-        batch, size = [], 0
+        batch: list[bytes] = []
+        size = 0
         while self._events and len(batch) < self.batch_size:
             event = self._events[0][0]
             if batch and size + len(event) > self.max_batch_bytes:
