@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from time import monotonic
 
-log = logging.getLogger("the_eye.client")
+log = logging.getLogger(__name__)
 
 # Sends one batch; never raises. Its second argument waits before a retry (see `Pause`).
 Deliver = Callable[[list[bytes], Callable[[float], bool]], None]
