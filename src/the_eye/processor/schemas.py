@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from referencing.exceptions import Unresolvable
@@ -29,6 +29,8 @@ from the_eye.store import schemas as store
 log = logging.getLogger(__name__)
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+_encode = msgspec.json.encode
 
 
 class SchemaInvalid(ValueError):
@@ -48,7 +50,7 @@ def json_path(root: str, parts: Iterable[Any]) -> str:
         elif isinstance(part, str) and part.isidentifier():
             path += f".{part}"
         else:
-            path += "[" + orjson.dumps(str(part)).decode().replace('"', "'") + "]"
+            path += "[" + _encode(str(part)).decode().replace('"', "'") + "]"
     return path
 
 
@@ -91,8 +93,25 @@ def check_schema(category: Any, name: Any, schema: Any) -> Draft202012Validator:
 
 
 def digest_of(schema: Any) -> str:
-    """The same for the same schema however its keys are ordered or spaced."""
-    return hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """The same for the same schema however its keys are ordered or spaced: the SHA-256 of
+    its JSON with sorted keys and no spaces, as every stored version's digest was made."""
+    return hashlib.sha256(_encode(_signed_exponents(schema), order="sorted")).hexdigest()
+
+
+def _signed_exponents(value: Any) -> Any:
+    """`value` with every float whose JSON has a positive exponent written with its sign
+    (`1e+16`, where msgspec writes `1e16`): the form the stored digests were made with.
+    Everything else (strings, integers, other floats, key order) already encodes alike."""
+    if isinstance(value, float):
+        text = _encode(value)
+        if b"e" in text and b"e-" not in text:
+            return msgspec.Raw(text.replace(b"e", b"e+"))
+        return value
+    if isinstance(value, dict):
+        return {key: _signed_exponents(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_signed_exponents(item) for item in value]
+    return value
 
 
 @dataclass(slots=True, frozen=True)

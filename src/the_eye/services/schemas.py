@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 from sqlalchemy.engine import Connection, Engine
 
 from the_eye.processor.schemas import SchemaInvalid, check_schema, digest_of
 from the_eye.store import schemas as store
 from the_eye.timestamps import utcnow
+
+# 64-bit integers, signed or not, the widest range a schema file's integers were ever read in.
+_INT_RANGE = (-(2**63), 2**64 - 1)
 
 
 def register_schema(
@@ -59,14 +62,27 @@ def read_schema_dir(directory: Path) -> list[tuple[str, str, Any, str]]:
             raise SchemaFileInvalid(f"{relative}: schema files go in <dir>/<category>/<name>.json")
         category, name = relative.parts[0], path.stem
         try:
-            schema = orjson.loads(path.read_bytes())
+            schema = _wide_ints_as_floats(msgspec.json.decode(path.read_bytes()))
             check_schema(category, name, schema)
-        except orjson.JSONDecodeError as exc:
+        except msgspec.DecodeError as exc:
             raise SchemaFileInvalid(f"{relative}: not JSON ({exc})") from None
         except SchemaInvalid as exc:
             raise SchemaFileInvalid(f"{relative}: {exc.message}") from None
         found.append((category, name, schema, relative.as_posix()))
     return found
+
+
+def _wide_ints_as_floats(value: Any) -> Any:
+    """`value` with integers beyond the 64-bit range as floats, as schema files have always
+    been read: versions stored from such files hold floats, and their digests were made
+    from them, so an unchanged file must read the same to make no new version."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if _INT_RANGE[0] <= value <= _INT_RANGE[1] else float(value)
+    if isinstance(value, dict):
+        return {key: _wide_ints_as_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_wide_ints_as_floats(item) for item in value]
+    return value
 
 
 def load_schema_dir(engine: Engine, directory: Path) -> LoadReport:
