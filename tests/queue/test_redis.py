@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from tests.conftest import PG_URL, REDIS_URL, delete_stream, empty_store, make_event
 from tests.processes import free_port
 from the_eye.config import Settings
-from the_eye.processor.checks import Limits
+from the_eye.processor.checker import EventChecker
 from the_eye.processor.worker import Processor
 from the_eye.queue import EVENTS, INVALID_BODY, Message, QueueUnavailable
 from the_eye.queue.redis import RedisQueue
@@ -212,7 +212,7 @@ def test_an_entry_not_written_by_the_eye_becomes_an_error_record(queue, settings
     client = redis.Redis.from_url(settings.queue_url)
     client.xadd(settings.redis_stream, {"something": "else"})
     client.close()
-    processor = Processor(engine, queue, Limits())
+    processor = Processor(engine, queue, EventChecker())
     assert processor.drain() == 1
     with engine.connect() as conn:
         (row,) = conn.execute(sa.select(errors.c.reason, errors.c.payload)).all()

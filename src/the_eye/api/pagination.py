@@ -14,6 +14,7 @@ from fastapi import Path, Query, Request
 
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
+from the_eye.api.state import state_of
 from the_eye.store import queries
 from the_eye.store.queries import Keyset
 from the_eye.timestamps import format_timestamp, parse_timestamp
@@ -98,7 +99,7 @@ def list_page(
     `cursor`, each row made JSON by `to_json(row, application names)`. An unknown
     application name matches nothing."""
     after = decode_cursor(cursor, keyset)
-    with request.app.state.engine.connect() as conn:
+    with state_of(request).engine.connect() as conn:
         app_id = None
         if application is not None:
             app_id = queries.application_id(conn, application)

@@ -30,7 +30,9 @@ def lock_event(conn: Connection, row_id: int) -> Any:
 
 
 def change_event(conn: Connection, current: Any, values: dict[str, Any], now: datetime) -> Any:
-    """Write new `values` over the (locked) event `current`; return the changed row."""
+    """Write the row `values` over the (locked) event `current`; return the changed row.
+
+    `values` is a checked event's row; its application and receipt time are `current`'s."""
     if values["event_id"] != current.event_id:
         taken = conn.execute(
             sa.select(events.c.id).where(

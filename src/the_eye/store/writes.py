@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from the_eye.store import stats
 from the_eye.store.engine import dump_json
-from the_eye.store.tables import counters, errors, sessions
+from the_eye.store.tables import counters, errors
 from the_eye.timestamps import utcnow
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -241,18 +241,4 @@ def bump_counters(conn: Connection, result: WriteResult) -> None:
         sa.update(counters)
         .where(counters.c.name.in_(list(amounts)))
         .values(value=counters.c.value + sa.case(amounts, value=counters.c.name, else_=0))
-    )
-
-
-def session_create(conn: Connection, session_id: str, now: datetime) -> None:
-    """Register a session the server named, before any event arrives for it."""
-    conn.execute(
-        _insert(conn, sessions).on_conflict_do_nothing(index_elements=["id"]),
-        {
-            "id": session_id,
-            "first_seen": None,
-            "last_seen": None,
-            "event_count": 0,
-            "created_at": now,
-        },
     )

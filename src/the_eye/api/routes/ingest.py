@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from the_eye.api.auth import CachedLookup, credential_from_header
 from the_eye.api.openapi import INGEST_OPENAPI, segment_openapi
 from the_eye.api.problems import ApiError
+from the_eye.api.state import state_of
 from the_eye.config import Settings
 from the_eye.queue import EVENTS, INVALID_BODY, Message, Queue, QueueUnavailable
 from the_eye.segment_wire import BATCH, CALLS, MessageTooLarge, read_segment_body, segment_kind
@@ -289,13 +290,13 @@ def error_body(exc: ApiError) -> bytes:
     response_class=Response,
 )
 async def ingest(request: Request) -> Response:
-    body = await request.app.state.ingest.accept(request.headers, request.stream())
+    body = await state_of(request).ingest.accept(request.headers, request.stream())
     return Response(body, status_code=202, media_type="application/json")
 
 
 def _segment_endpoint(body_format: SegmentCall):
     async def segment(request: Request) -> Response:
-        body = await request.app.state.ingest.accept(request.headers, request.stream(), body_format)
+        body = await state_of(request).ingest.accept(request.headers, request.stream(), body_format)
         return Response(body, status_code=200, media_type="application/json")
 
     return segment
