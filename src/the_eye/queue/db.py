@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from the_eye.queue.base import Delivery, Message, Prepare, Queue, QueueUnavailable
 from the_eye.queue.group_commit import GroupCommit
+from the_eye.store.dialect import param_mark
 from the_eye.store.tables import counters, inbox
 
 _COLUMNS = (
@@ -93,7 +94,7 @@ class DatabaseQueue(Queue):
         self._inline_writes = 0
         # The hot path's two statements as plain SQL: compiling Core constructs for every
         # group commit costs more than the insert itself.
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        mark = param_mark(engine)
         self._insert_sql = (
             "INSERT INTO inbox (application_id, kind, received_at, event_ids, body) "
             f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"

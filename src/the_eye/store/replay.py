@@ -12,14 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from the_eye.store import queries, stats
+from the_eye.store import dialect, queries, stats
 from the_eye.store.tables import errors, events
 from the_eye.store.writes import WriteResult, bump_counters, upsert_sessions
-
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,7 +65,7 @@ def store_replayed(conn: Connection, passed: list[tuple[Any, dict[str, Any]]]) -
     if not passed:
         return {}
     stmt = (
-        _INSERTS[conn.dialect.name](events)
+        dialect.insert(conn, events)
         .on_conflict_do_nothing(index_elements=["application_id", "event_id"])
         .returning(
             events.c.id,

@@ -13,12 +13,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from the_eye.store import dialect
 from the_eye.store.tables import events, sessions
-
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def lock_sessions(conn: Connection, ids: Iterable[str], create_at: datetime | None = None) -> None:
@@ -42,7 +40,7 @@ def lock_sessions(conn: Connection, ids: Iterable[str], create_at: datetime | No
 
 def _create(conn: Connection, ordered: list[str], now: datetime) -> None:
     conn.execute(
-        _INSERTS[conn.dialect.name](sessions).on_conflict_do_nothing(index_elements=["id"]),
+        dialect.insert(conn, sessions).on_conflict_do_nothing(index_elements=["id"]),
         [
             {"id": i, "first_seen": None, "last_seen": None, "event_count": 0, "created_at": now}
             for i in ordered
