@@ -26,6 +26,14 @@ def inbox_rows(engine) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one()
 
 
+def store_with_application(settings: Settings, name: str) -> tuple[sa.Engine, str]:
+    """An engine on the settings' store, migrated, and the write key of a new application."""
+    engine = create_engine(settings)
+    migrate(engine)
+    with engine.begin() as conn:
+        return engine, create_application(conn, name).write_key
+
+
 def retry_after(response: httpx.Response) -> int:
     """The seconds a 503 asks to wait, checked to be the same in its header and message."""
     assert response.status_code == 503
@@ -157,10 +165,7 @@ def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(tmp_path)
     """A store that cannot take the write (here: another connection holds SQLite's lock)."""
     db = tmp_path / "locked.db"
     settings = Settings(database_url=f"sqlite:///{db}", sqlite_busy_timeout_ms=100, _env_file=None)
-    engine = create_engine(settings)
-    migrate(engine)
-    with engine.begin() as conn:
-        key = create_application(conn, "locked").write_key
+    engine, key = store_with_application(settings, "locked")
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         headers = {"Authorization": f"Bearer {key}"}
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
@@ -191,10 +196,7 @@ def test_a_redis_queue_that_cannot_take_events_answers_503_saying_when_to_retry(
         redis_timeout=1,
         _env_file=None,
     )
-    engine = create_engine(settings)
-    migrate(engine)
-    with engine.begin() as conn:
-        key = create_application(conn, "redis").write_key
+    engine, key = store_with_application(settings, "redis")
     engine.dispose()
     try:
         with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
@@ -216,10 +218,7 @@ def test_a_redis_queue_that_cannot_take_events_answers_503_saying_when_to_retry(
 
 def test_a_store_that_fails_the_write_key_lookup_answers_503_saying_when_to_retry(tmp_path):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'lost.db'}", _env_file=None)
-    engine = create_engine(settings)
-    migrate(engine)
-    with engine.begin() as conn:
-        key = create_application(conn, "lost").write_key
+    engine, key = store_with_application(settings, "lost")
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         with engine.begin() as conn:  # the lookup now fails inside the store
             conn.exec_driver_sql("ALTER TABLE applications RENAME TO applications_away")
@@ -236,10 +235,7 @@ def test_cors_answers_for_configured_origins(tmp_path):
         cors_origins="https://shop.example, https://blog.example",
         _env_file=None,
     )
-    engine = create_engine(settings)
-    migrate(engine)
-    with engine.begin() as conn:
-        key = create_application(conn, "site").write_key
+    engine, key = store_with_application(settings, "site")
     engine.dispose()
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         preflight = client.options(
