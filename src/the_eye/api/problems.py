@@ -82,7 +82,8 @@ def unavailable(reason: str, retry_after: int, details: Any = None) -> ApiError:
     )
 
 
-# A store or queue outage usually outlasts a second; a full or busy queue often does not.
+# The wait after a store or queue that is down or stays locked: such outages seldom end
+# within a second.
 OUTAGE_RETRY_AFTER = 5
 
 

@@ -266,15 +266,17 @@ class ClientGone(Exception):
 
 def _error_answer(exc: Exception) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """The status, body and extra headers that answer a request `accept` failed."""
-    if isinstance(exc, DBAPIError):
+    if isinstance(exc, ApiError):
+        error = exc
+    elif isinstance(exc, DBAPIError):
         # The store (a write-key lookup) is down or busy: come back later.
         log.warning("ingest unavailable: %s", exc)
-        exc = part_unavailable("store")
-    elif not isinstance(exc, ApiError):
+        error = part_unavailable("store")
+    else:
         log.exception("ingest failed", exc_info=exc)
-        exc = ApiError(500, "internal_error", "The Eye failed to take this request.")
-    headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
-    return exc.status, encode_json(exc.body()), headers
+        error = ApiError(500, "internal_error", "The Eye failed to take this request.")
+    headers = [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
+    return error.status, encode_json(error.body()), headers
 
 
 @router.post(
