@@ -37,7 +37,7 @@ EVENTS_OLDEST_FIRST = Keyset(events.c.timestamp, events.c.id, descending=False)
 SESSIONS_NEWEST_FIRST = Keyset(sessions.c.created_at, sessions.c.id, descending=True)
 ERRORS_NEWEST_FIRST = Keyset(errors.c.received_at, errors.c.id, descending=True)
 
-EVENT_COLUMNS = (
+EVENT_FIELDS = (
     events.c.id,
     events.c.event_id,
     events.c.session_id,
@@ -96,7 +96,7 @@ def select_events(
     timestamp_gte: datetime | None = None,
     timestamp_lte: datetime | None = None,
 ) -> sa.Select[Any]:
-    stmt = sa.select(*EVENT_COLUMNS)
+    stmt = sa.select(*EVENT_FIELDS)
     for column, value in (
         (events.c.session_id, session),
         (events.c.category, category),
@@ -116,7 +116,7 @@ def select_events(
 
 
 def get_event(conn: Connection, event_id: int) -> Any:
-    return conn.execute(sa.select(*EVENT_COLUMNS).where(events.c.id == event_id)).first()
+    return conn.execute(sa.select(*EVENT_FIELDS).where(events.c.id == event_id)).first()
 
 
 def select_sessions(

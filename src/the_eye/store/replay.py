@@ -10,15 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from the_eye.store import stats
+from the_eye.store import dialect, stats
 from the_eye.store.queries import ErrorFilter, select_errors
 from the_eye.store.tables import errors, events
 from the_eye.store.writes import WriteResult, bump_counters, upsert_sessions
-
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def _with_payloads(where: ErrorFilter) -> sa.Select[Any]:
@@ -52,7 +49,7 @@ def store_replayed(conn: Connection, passed: list[tuple[Any, dict[str, Any]]]) -
     if not passed:
         return {}
     stmt = (
-        _INSERTS[conn.dialect.name](events)
+        dialect.insert(conn, events)
         .on_conflict_do_nothing(index_elements=["application_id", "event_id"])
         .returning(
             events.c.id,

@@ -14,13 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from the_eye.store import stats
+from the_eye.store import dialect, stats
 from the_eye.store.tables import events, sessions
-
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def lock_sessions(conn: Connection, ids: Iterable[str], create_at: datetime | None = None) -> None:
@@ -48,7 +45,7 @@ def create_sessions(conn: Connection, ids: Iterable[str], now: datetime) -> None
     if not ordered:
         return
     conn.execute(
-        _INSERTS[conn.dialect.name](sessions).on_conflict_do_nothing(index_elements=["id"]),
+        dialect.insert(conn, sessions).on_conflict_do_nothing(index_elements=["id"]),
         [
             {"id": i, "first_seen": None, "last_seen": None, "event_count": 0, "created_at": now}
             for i in ordered

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from the_eye.api.problems import error_response
+from the_eye.api.problems import OUTAGE_RETRY_AFTER, unavailable
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import AppState, state_of
 from the_eye.store import queries
@@ -39,9 +39,9 @@ def ready(request: Request):
             checks[part] = f"unavailable: {type(exc).__name__}"
     if all(v == "ok" for v in checks.values()):
         return JSONBody({"status": "ready", **checks})
-    return error_response(
-        503, "unavailable", "The Eye cannot reach its store or queue.", checks, {"Retry-After": "5"}
-    )
+    return unavailable(
+        "The Eye cannot reach its store or queue", OUTAGE_RETRY_AFTER, checks
+    ).response()
 
 
 def _ping_store(state: AppState) -> None:
