@@ -318,6 +318,26 @@ def _spinner():
         yield bar, bar.add_task("purging", total=None)
 
 
-from the_eye.bench import bench  # noqa: E402
+class _BenchCommand(click.Command):
+    """`the-eye bench`, a tool shipped beside the product: imported only when it is run."""
 
-main.add_command(bench)
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: object,
+    ) -> click.Context:
+        try:
+            from the_eye_bench import bench
+        except ModuleNotFoundError as exc:
+            raise click.ClickException(
+                f"the benchmark needs {exc.name}, which is not installed: "
+                "pip install 'the-eye[bench]'"
+            ) from None
+        return bench.make_context(info_name, args, parent=parent, **extra)
+
+
+main.add_command(
+    _BenchCommand("bench", help="Measure The Eye over real HTTP on this machine (needs wrk).")
+)
