@@ -66,7 +66,7 @@ def test_reading_schemas_needs_a_read_token_and_writing_an_admin_one(server, cre
 
 def test_the_processor_applies_the_newest_version(sender, processor, reader):
     post_schema(reader, PAGEVIEW)
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(event_id="bad", data={"host": "h", "path": "x"}))
     sender.post("/events/", json=make_event(event_id="good", data={"host": "h", "path": "/x"}))
     processor.drain()
@@ -115,7 +115,7 @@ def test_strict_mode_turns_unknown_types_into_errors(sender, processor, reader, 
     assert changed.status_code == 200 and changed.json()["strict"] is True
     listed = reader.get("/applications/").json()["results"]
     assert listed[0]["strict"] is True
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
 
     sender.post(
         "/events/",
@@ -132,7 +132,7 @@ def test_strict_mode_turns_unknown_types_into_errors(sender, processor, reader, 
     assert reasons == {"unknown": "unknown_event_type", "bad-time": "invalid_timestamp"}
 
     reader.patch(f"/applications/{creds.application_id}/", json={"strict": False})
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(event_id="unknown-2"))
     processor.drain()
     assert "unknown-2" in [e["event_id"] for e in fetch_all(reader, "/events/")]
