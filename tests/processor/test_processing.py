@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import orjson
+import msgspec
 import sqlalchemy as sa
 
 from tests.conftest import fetch_all, make_event, queue_depth
@@ -183,7 +183,7 @@ class BreaksOnOneRequest(Processor):
 def test_a_request_the_store_refuses_is_isolated_as_an_error(sender, reader, settings, engine):
     """The batch around it is stored; it is kept whole, and the queue moves on."""
     sender.post("/events/", json=make_event(event_id="before"))
-    poison = orjson.dumps([make_event(event_id="doomed", data={"note": "BREAK"})])
+    poison = msgspec.json.encode([make_event(event_id="doomed", data={"note": "BREAK"})])
     assert sender.post("/events/", content=poison).status_code == 202
     sender.post("/events/", json=make_event(event_id="after"))
     processor = BreaksOnOneRequest.from_settings(settings)
