@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from the_eye import __version__
 from the_eye.api import problems
 from the_eye.api.auth import api_tokens, write_keys
-from the_eye.api.openapi import add_ingest_components
+from the_eye.api.openapi import complete_document
 from the_eye.api.routes import (
     applications,
     errors,
@@ -28,14 +32,21 @@ from the_eye.api.state import AppState, app_state
 from the_eye.config import Settings, get_settings
 from the_eye.processor.checker import EventChecker
 from the_eye.queue import open_queue
+from the_eye.segment_wire import CALLS
 from the_eye.store.engine import create_engine
 
 # How `the-eye serve` runs the app under uvicorn (the benchmark's ceiling app uses the same).
 SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False}
 
-# Paths that are exact, without the trailing slash every other path has.
-_EXACT_PATHS = frozenset({"/metrics", "/openapi.json", "/docs/oauth2-redirect"})
+# Paths that are exact, without the trailing slash every other path has: Segment's calls
+# are `/v1/track`, not `/v1/track/`.
+_EXACT_PATHS = frozenset({"/metrics", "/openapi.json", *(f"/v1/{call}" for call in CALLS)})
 _INGEST = frozenset(INGEST_PATHS)
+
+# The Swagger UI's scripts, style and icon, served from the package (swagger-ui-dist, whose
+# version and licence are in the folder) so that `/docs/` works without internet.
+SWAGGER_UI_ASSETS = Path(__file__).parent / "static" / "swagger-ui"
+SWAGGER_UI_PREFIX = "/docs/assets/"
 
 
 class ServeIngestFirst:
@@ -60,7 +71,7 @@ class TrailingSlash:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and not scope["path"].startswith(SWAGGER_UI_PREFIX):
             path: str = scope["path"]
             if path.endswith("/"):
                 if path[:-1] in _EXACT_PATHS:
@@ -87,6 +98,24 @@ def open_state(settings: Settings) -> AppState:
     )
 
 
+def serve_docs(app: FastAPI) -> None:
+    """The Swagger UI at `/docs/`, with its assets under `/docs/assets/`."""
+    app.mount(
+        SWAGGER_UI_PREFIX.rstrip("/"), StaticFiles(directory=SWAGGER_UI_ASSETS), name="docs-assets"
+    )
+
+    @app.get("/docs/", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{SWAGGER_UI_PREFIX}swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI_PREFIX}swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI_PREFIX}favicon-32x32.png",
+            oauth2_redirect_url=None,
+        )
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The Eye's ASGI application; `uvicorn --factory the_eye.api.app:create_app` serves it."""
     settings = settings or get_settings()
@@ -104,7 +133,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         title="The Eye",
         version=__version__,
         summary="Collects user-behaviour events and serves them to the data team.",
-        docs_url="/docs/",
+        docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
         lifespan=lifespan,
@@ -117,10 +146,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     def openapi():
         if app.openapi_schema is None:
-            app.openapi_schema = add_ingest_components(original_openapi())
+            app.openapi_schema = complete_document(original_openapi())
         return app.openapi_schema
 
     app.openapi = openapi
+    serve_docs(app)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

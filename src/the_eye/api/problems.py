@@ -5,7 +5,9 @@ Every `503` also carries `Retry-After`, and its message says the same number of 
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -92,6 +94,26 @@ def part_unavailable(part: str) -> ApiError:
     return unavailable(f"The {part} is busy or cannot be reached now", OUTAGE_RETRY_AFTER)
 
 
+@functools.cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
+
+
+def allowed_methods(request: Request) -> str | None:
+    """Every method the OpenAPI document serves at the request's path, for a `405`'s
+    `Allow`: FastAPI makes one route per method, and the one that refused names only its own.
+    The path's most literal templates win (`/errors/replay/` over `/errors/{error_id}/`).
+    None for a path the document does not describe."""
+    matches = [
+        (template.count("{"), operations)
+        for template, operations in request.app.openapi()["paths"].items()
+        if _path_pattern(template).fullmatch(request.url.path)
+    ]
+    fewest = min((params for params, _ in matches), default=0)
+    methods = {m.upper() for params, ops in matches if params == fewest for m in ops}
+    return ", ".join(sorted(methods)) or None
+
+
 def install(app: FastAPI) -> None:
     """Answer every failure, expected or not, with the standard body and never a traceback."""
 
@@ -111,12 +133,15 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
         code = _CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        headers = exc.headers
         if exc.status_code == 404:
             message = "No such resource."
-        return error_response(exc.status_code, code, message, headers=exc.headers)
+        elif exc.status_code == 405 and (allowed := allowed_methods(request)):
+            headers = {**(headers or {}), "Allow": allowed}
+        return error_response(exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
