@@ -249,3 +249,20 @@ def test_sdk_only_install_sends_events_that_are_stored(
     assert fetch_all(reader, "/errors/") == []
     assert sorted(e["event_id"] for e in stored) == sorted(sent["ids"])
     assert {e["data"]["path"] for e in stored} == {f"/{n}" for n in range(7)}
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_swagger_ui_assets(sdk_venv, tmp_path):
+    result = run_python(
+        sdk_venv / "bin" / "python",
+        """
+        import importlib.resources
+        assets = importlib.resources.files("the_eye.api") / "static" / "swagger-ui"
+        print(sorted(p.name for p in assets.iterdir()))
+        """,
+        env=sdk_env(),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE"):
+        assert name in result.stdout

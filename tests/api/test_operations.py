@@ -38,7 +38,7 @@ def test_openapi_documents_every_route_including_ingest(server):
     assert set(ingest["responses"]) >= {"202", "400", "401", "413", "503"}
     assert "IngestEvent" in spec["components"]["schemas"]
     for path in (
-        "/events/{event_id}/",
+        "/events/{id}/",
         "/sessions/{session_id}/events/",
         "/errors/",
         "/applications/",

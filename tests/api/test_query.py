@@ -145,11 +145,13 @@ def test_pagination_walks_2500_events_without_gap_or_repeat(sender, processor, r
         assert keys == sorted(keys, reverse=ordering.startswith("-"))
 
 
-def test_limit_is_capped_at_1000(sender, processor, reader):
+def test_limit_is_at_most_1000_as_documented(sender, processor, reader):
     sender.post("/events/", json=[make_event(event_id=str(i)) for i in range(1005)])
     processor.drain()
-    body = reader.get("/events/", params={"limit": 5000}).json()
+    body = reader.get("/events/", params={"limit": 1000}).json()
     assert len(body["results"]) == 1000 and body["next"]
+    over = reader.get("/events/", params={"limit": 1001})
+    assert over.status_code == 400 and over.json()["error"]["code"] == "invalid_request"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection, Engine
 
@@ -19,7 +19,9 @@ from the_eye.store.credentials import application_for_key, token_scope
 
 V = TypeVar("V")
 
-bearer = HTTPBearer(auto_error=False, description="An API token (read or admin scope).")
+bearer = HTTPBearer(
+    auto_error=False, scheme_name="apiToken", description="An API token (read or admin scope)."
+)
 
 
 def credential_from_header(authorization: str | None) -> str | None:
@@ -122,8 +124,8 @@ def require_admin(
     return scope
 
 
-ReadAccess = Depends(require_read)
-AdminAccess = Depends(require_admin)
+ReadAccess = Security(require_read, scopes=["read"])
+AdminAccess = Security(require_admin, scopes=["admin"])
 
 
 def require_sender(
@@ -136,4 +138,4 @@ def require_sender(
     return _scope(request, credentials)
 
 
-SenderAccess = Depends(require_sender)
+SenderAccess = Security(require_sender, scopes=["write"])

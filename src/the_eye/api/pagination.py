@@ -12,6 +12,7 @@ import msgspec
 import sqlalchemy as sa
 from fastapi import Path, Query, Request
 
+from the_eye.api.openapi import answers
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody, encode_json
 from the_eye.api.state import state_of
@@ -25,8 +26,25 @@ MAX_ID = 2**63 - 1
 # A row id in a path: larger ones are no id at all (and would overflow the driver).
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
-Limit = Query(100, ge=1, description=f"Page size, at most {MAX_LIMIT}.")
+Limit = Query(100, ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")
 CursorParam = Query(None, description="Opaque position taken from a previous page's `next`.")
+# The error answers of every list.
+LIST_ANSWERS = answers(
+    {
+        400: "`invalid_filter`: a time filter that is not ISO 8601; "
+        "`invalid_cursor`: a cursor not taken from this list's `next`."
+    }
+)
+
+
+def time_param() -> Any:
+    """A time filter's query parameter (one per parameter: FastAPI names each after its own),
+    read by `time_filter`: documented as `date-time`, which it takes, and more."""
+    return Query(
+        None,
+        description="ISO 8601, inclusive; `T` or a space; no offset means UTC.",
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 def time_filter(value: str | None, name: str) -> datetime | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictBool
 
+from the_eye.api import bodies
 from the_eye.api.auth import AdminAccess
+from the_eye.api.openapi import answers
 from the_eye.api.pagination import RowId, iso
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
@@ -40,7 +42,7 @@ def application_json(app: credentials.Application) -> dict:
     return body
 
 
-@router.get("/applications/", summary="List applications")
+@router.get("/applications/", summary="List applications", response_model=bodies.ApplicationList)
 def list_applications(request: Request) -> JSONBody:
     with state_of(request).engine.connect() as conn:
         rows = queries.list_applications(conn)
@@ -50,7 +52,13 @@ def list_applications(request: Request) -> JSONBody:
     return JSONBody({"results": [application_json(a) for a in apps], "next": None})
 
 
-@router.post("/applications/", status_code=201, summary="Create an application")
+@router.post(
+    "/applications/",
+    status_code=201,
+    summary="Create an application",
+    response_model=bodies.Application,
+    responses=answers({409: "`conflict`: the name is taken."}),
+)
 def create_application(request: Request, body: NewApplication) -> JSONBody:
     """The answer holds the write key; it is never shown again."""
     try:
@@ -61,7 +69,11 @@ def create_application(request: Request, body: NewApplication) -> JSONBody:
     return JSONBody(application_json(app), status_code=201)
 
 
-@router.patch("/applications/{app_id}/", summary="Change an application's strict mode")
+@router.patch(
+    "/applications/{app_id}/",
+    summary="Change an application's strict mode",
+    response_model=bodies.Application,
+)
 def change_application(request: Request, app_id: RowId, body: ApplicationChanges) -> JSONBody:
     state = state_of(request)
     with state.engine.begin() as conn:
@@ -72,7 +84,11 @@ def change_application(request: Request, app_id: RowId, body: ApplicationChanges
     return JSONBody(application_json(app))
 
 
-@router.post("/applications/{app_id}/rotate-key/", summary="Replace an application's write key")
+@router.post(
+    "/applications/{app_id}/rotate-key/",
+    summary="Replace an application's write key",
+    response_model=bodies.Application,
+)
 def rotate_key(request: Request, app_id: RowId) -> JSONBody:
     state = state_of(request)
     with state.engine.begin() as conn:

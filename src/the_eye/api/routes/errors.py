@@ -6,14 +6,19 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from the_eye.api import bodies
 from the_eye.api.auth import AdminAccess, ReadAccess
+from the_eye.api.bodies import ErrorReason
+from the_eye.api.openapi import answers
 from the_eye.api.pagination import (
+    LIST_ANSWERS,
     CursorParam,
     Limit,
     RowId,
     iso,
     list_page,
     time_filter,
+    time_param,
 )
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
@@ -42,11 +47,16 @@ def error_json(row, names: dict[int, str]) -> dict:
 class ErrorFilters:
     """The filters of `GET /errors/`, which bulk replay takes too."""
 
-    reason: str | None = None
+    reason: ErrorReason | None = None
     application: str | None = Query(None, description="Application name.")
-    received_at__gte: str | None = None
-    received_at__lte: str | None = None
+    received_at__gte: str | None = time_param()
+    received_at__lte: str | None = time_param()
     replayed: bool | None = None
+
+    def __post_init__(self) -> None:
+        # A time that does not parse is a 400 even when nothing could match (an unknown
+        # application answers before the filters are used).
+        self.where(None)
 
     def where(self, application_id: int | None) -> queries.ErrorFilter:
         """The store's filter for these query parameters and the application's id."""
@@ -59,7 +69,12 @@ class ErrorFilters:
         )
 
 
-@router.get("/errors/", summary="List errors")
+@router.get(
+    "/errors/",
+    summary="List errors",
+    response_model=bodies.ErrorRecordList,
+    responses=LIST_ANSWERS,
+)
 def list_errors(
     request: Request,
     filters: ErrorFilters = Depends(),
@@ -77,7 +92,12 @@ def list_errors(
     )
 
 
-@router.get("/errors/{error_id}/", summary="One error, with the raw payload")
+# `:int`, so that `GET /errors/replay/` is a 405, not an error id that does not parse.
+@router.get(
+    "/errors/{error_id:int}/",
+    summary="One error, with the raw payload",
+    response_model=bodies.ErrorRecordWithPayload,
+)
 def get_error(request: Request, error_id: RowId) -> JSONBody:
     with state_of(request).engine.connect() as conn:
         row = queries.get_error(conn, error_id)
@@ -91,6 +111,8 @@ def get_error(request: Request, error_id: RowId) -> JSONBody:
     "/errors/replay/",
     summary="Replay every error the filters match",
     dependencies=[AdminAccess],
+    response_model=bodies.ReplayCounts,
+    responses=answers({400: "`invalid_filter`: a time filter that is not ISO 8601."}),
 )
 def replay_errors(request: Request, filters: ErrorFilters = Depends()) -> JSONBody:
     """Runs the matching errors' raw events through processing again, in batches, with the
@@ -113,7 +135,13 @@ def replay_errors(request: Request, filters: ErrorFilters = Depends()) -> JSONBo
     )
 
 
-@router.post("/errors/{error_id}/replay/", summary="Replay one error", dependencies=[AdminAccess])
+@router.post(
+    "/errors/{error_id}/replay/",
+    summary="Replay one error",
+    dependencies=[AdminAccess],
+    response_model=bodies.ReplayedError,
+    responses=answers({409: "`not_replayable`: a whole-body error, which holds no event."}),
+)
 def replay_error(request: Request, error_id: RowId) -> JSONBody:
     """Answers the error as it is afterwards, with `outcome`: `replayed` (see
     `replayed_event`), `still_failing` (see the new `reason`) or `already_replayed`."""

@@ -6,14 +6,18 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
+from the_eye.api import bodies
 from the_eye.api.auth import AdminAccess, ReadAccess
+from the_eye.api.openapi import answers
 from the_eye.api.pagination import (
+    LIST_ANSWERS,
     CursorParam,
     Limit,
     RowId,
     iso,
     list_page,
     time_filter,
+    time_param,
 )
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
@@ -22,6 +26,16 @@ from the_eye.services import corrections
 from the_eye.store import queries
 
 router = APIRouter(tags=["events"], dependencies=[ReadAccess])
+
+EDIT_ERRORS = answers(
+    {
+        400: "`invalid_request`: not a JSON object, or a field that cannot change; "
+        "the edited event's error reason (`invalid_event`, `invalid_data`, "
+        "`schema_violation`, ...): it fails the checks of a new event.",
+        409: "`conflict`: the new `event_id` is another event's.",
+        415: "`unsupported_media_type`: a body that is not `application/json`.",
+    }
+)
 
 
 def event_json(row, names: dict[int, str]) -> dict:
@@ -58,15 +72,20 @@ def list_events_page(
     )
 
 
-@router.get("/events/", summary="List events")
+@router.get(
+    "/events/",
+    summary="List events",
+    response_model=bodies.EventList,
+    responses=LIST_ANSWERS,
+)
 def list_events(
     request: Request,
     session: str | None = Query(None, description="Session id."),
     category: str | None = None,
     name: str | None = None,
     application: str | None = Query(None, description="Application name."),
-    timestamp__gte: str | None = Query(None, description="ISO 8601, inclusive."),
-    timestamp__lte: str | None = Query(None, description="ISO 8601, inclusive."),
+    timestamp__gte: str | None = time_param(),
+    timestamp__lte: str | None = time_param(),
     ordering: Literal["timestamp", "-timestamp"] = "-timestamp",
     limit: int = Limit,
     cursor: str | None = CursorParam,
@@ -86,10 +105,11 @@ def list_events(
     )
 
 
-@router.get("/events/{event_id}/", summary="One event")
-def get_event(request: Request, event_id: RowId) -> JSONBody:
+# The path names the row `id`, not the client's `event_id`: links from a list's `id` fit it.
+@router.get("/events/{id}/", summary="One event", response_model=bodies.Event)
+def get_event(request: Request, id: RowId) -> JSONBody:
     with state_of(request).engine.connect() as conn:
-        row = queries.get_event(conn, event_id)
+        row = queries.get_event(conn, id)
         if row is None:
             raise not_found("event")
         names = queries.application_names(conn)
@@ -104,6 +124,11 @@ PUT_EXAMPLE = {
     "data": {"host": "www.consumeraffairs.com", "path": "/"},
     "timestamp": "2021-01-01 09:15:27.243860",
 }
+
+
+def EditBody(example: dict[str, Any]) -> Any:
+    """An edit's body: any JSON, read by `corrections`, documented as the object it must be."""
+    return Body(examples=[example], json_schema_extra={"type": "object"})
 
 
 def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBody:
@@ -131,27 +156,37 @@ def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBo
 
 
 @router.patch(
-    "/events/{event_id}/", summary="Change some fields of an event", dependencies=[AdminAccess]
+    "/events/{id}/",
+    summary="Change some fields of an event",
+    dependencies=[AdminAccess],
+    response_model=bodies.Event,
+    responses=EDIT_ERRORS,
 )
-def patch_event(request: Request, event_id: RowId, body: Any = Body(examples=[EDIT_EXAMPLE])):
+def patch_event(request: Request, id: RowId, body: Any = EditBody(EDIT_EXAMPLE)):
     """The changed event passes the same checks as a new one (else `400` with the reason);
     its sessions' first_seen, last_seen and event_count follow. `id`, `application` and
     `received_at` cannot change and are ignored."""
-    return _edit(request, event_id, body, replace=False)
+    return _edit(request, id, body, replace=False)
 
 
-@router.put("/events/{event_id}/", summary="Replace an event", dependencies=[AdminAccess])
-def put_event(request: Request, event_id: RowId, body: Any = Body(examples=[PUT_EXAMPLE])):
+@router.put(
+    "/events/{id}/",
+    summary="Replace an event",
+    dependencies=[AdminAccess],
+    response_model=bodies.Event,
+    responses=EDIT_ERRORS,
+)
+def put_event(request: Request, id: RowId, body: Any = EditBody(PUT_EXAMPLE)):
     """Like an event sent anew (`event_id` may be left out to keep the current one)."""
-    return _edit(request, event_id, body, replace=True)
+    return _edit(request, id, body, replace=True)
 
 
 @router.delete(
-    "/events/{event_id}/", status_code=204, summary="Delete an event", dependencies=[AdminAccess]
+    "/events/{id}/", status_code=204, summary="Delete an event", dependencies=[AdminAccess]
 )
-def delete_event(request: Request, event_id: RowId) -> Response:
+def delete_event(request: Request, id: RowId) -> Response:
     try:
-        corrections.delete_event(state_of(request).engine, event_id)
+        corrections.delete_event(state_of(request).engine, id)
     except corrections.EventNotFound:
         raise not_found("event") from None
     return Response(status_code=204)

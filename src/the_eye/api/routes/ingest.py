@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from the_eye.api.auth import CachedLookup, credential_from_header
-from the_eye.api.openapi import INGEST_OPENAPI, segment_openapi
+from the_eye.api.openapi import ingest_operation, segment_operation
 from the_eye.api.problems import ApiError, part_unavailable, unavailable
 from the_eye.api.responses import encode_json
 from the_eye.api.state import state_of
@@ -284,7 +284,7 @@ def _error_answer(exc: Exception) -> tuple[int, bytes, list[tuple[bytes, bytes]]
     "/events/",
     status_code=202,
     summary="Send events",
-    openapi_extra=INGEST_OPENAPI,
+    openapi_extra=ingest_operation(),
     response_class=Response,
 )
 async def ingest(request: Request) -> Response:
@@ -309,6 +309,6 @@ for _call, _format in SEGMENT_CALLS.items():
         summary=f"Segment `{_call}`",
         tags=["segment"],
         operation_id=f"segment_{_call}",
-        openapi_extra=segment_openapi(_call),
+        openapi_extra=segment_operation(_call),
         response_class=Response,
     )

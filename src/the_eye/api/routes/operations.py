@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from the_eye.api import bodies
+from the_eye.api.openapi import answers
 from the_eye.api.problems import OUTAGE_RETRY_AFTER, unavailable
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import AppState, state_of
@@ -22,12 +24,19 @@ METRICS = (
 )
 
 
-@router.get("/health/", summary="The process is up")
+@router.get("/health/", summary="The process is up", response_model=bodies.Health)
 async def health() -> JSONBody:
     return JSONBody({"status": "ok"})
 
 
-@router.get("/ready/", summary="The store and the queue are reachable")
+@router.get(
+    "/ready/",
+    summary="The store and the queue are reachable",
+    response_model=bodies.Ready,
+    responses=answers(
+        {503: "`unavailable`: the store or the queue cannot be reached; `details` says which."}
+    ),
+)
 def ready(request: Request):
     state = state_of(request)
     checks = {}

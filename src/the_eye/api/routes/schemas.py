@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from the_eye.api import bodies
 from the_eye.api.auth import AdminAccess, ReadAccess
+from the_eye.api.openapi import answers
 from the_eye.api.pagination import iso
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
@@ -47,6 +49,8 @@ def schema_json(row) -> dict:
     status_code=201,
     summary="Register a schema version for an event type",
     dependencies=[AdminAccess],
+    response_model=bodies.SchemaVersion,
+    responses=answers({400: "`invalid_schema`: not a valid JSON Schema, with the reason."}),
 )
 def create_schema(request: Request, body: NewSchema) -> JSONBody:
     """The new version supersedes the type's previous ones at once for new events (processors
@@ -62,7 +66,10 @@ def create_schema(request: Request, body: NewSchema) -> JSONBody:
 
 
 @router.get(
-    "/schemas/", summary="The version in force of every event type", dependencies=[ReadAccess]
+    "/schemas/",
+    summary="The version in force of every event type",
+    dependencies=[ReadAccess],
+    response_model=bodies.SchemaVersionList,
 )
 def list_schemas(request: Request) -> JSONBody:
     with state_of(request).engine.connect() as conn:
@@ -74,6 +81,7 @@ def list_schemas(request: Request) -> JSONBody:
     "/schemas/{category}/{name}/",
     summary="Every version of one event type's schema, newest first",
     dependencies=[ReadAccess],
+    response_model=bodies.SchemaVersionList,
 )
 def schema_versions(request: Request, category: str, name: str) -> JSONBody:
     with state_of(request).engine.connect() as conn:

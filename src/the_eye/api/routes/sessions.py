@@ -6,13 +6,16 @@ import uuid
 
 from fastapi import APIRouter, Query, Request, Response
 
+from the_eye.api import bodies
 from the_eye.api.auth import AdminAccess, ReadAccess, SenderAccess
 from the_eye.api.pagination import (
+    LIST_ANSWERS,
     CursorParam,
     Limit,
     iso,
     list_page,
     time_filter,
+    time_param,
 )
 from the_eye.api.problems import not_found
 from the_eye.api.responses import JSONBody
@@ -36,7 +39,11 @@ def session_json(row) -> dict:
 
 
 @router.post(
-    "/sessions/", status_code=201, summary="Make a session id", dependencies=[SenderAccess]
+    "/sessions/",
+    status_code=201,
+    summary="Make a session id",
+    dependencies=[SenderAccess],
+    response_model=bodies.NewSession,
 )
 def create_session(request: Request) -> JSONBody:
     """For applications that let The Eye choose their session ids."""
@@ -46,12 +53,18 @@ def create_session(request: Request) -> JSONBody:
     return JSONBody({"id": session_id}, status_code=201)
 
 
-@router.get("/sessions/", summary="List sessions", dependencies=[ReadAccess])
+@router.get(
+    "/sessions/",
+    summary="List sessions",
+    dependencies=[ReadAccess],
+    response_model=bodies.SessionList,
+    responses=LIST_ANSWERS,
+)
 def list_sessions(
     request: Request,
     application: str | None = Query(None, description="Application name."),
-    last_seen__gte: str | None = None,
-    last_seen__lte: str | None = None,
+    last_seen__gte: str | None = time_param(),
+    last_seen__lte: str | None = time_param(),
     limit: int = Limit,
     cursor: str | None = CursorParam,
 ) -> JSONBody:
@@ -70,7 +83,12 @@ def list_sessions(
     )
 
 
-@router.get("/sessions/{session_id}/", summary="One session", dependencies=[ReadAccess])
+@router.get(
+    "/sessions/{session_id}/",
+    summary="One session",
+    dependencies=[ReadAccess],
+    response_model=bodies.Session,
+)
 def get_session(request: Request, session_id: str) -> JSONBody:
     with state_of(request).engine.connect() as conn:
         row = queries.get_session(conn, session_id)
@@ -83,10 +101,16 @@ def get_session(request: Request, session_id: str) -> JSONBody:
     "/sessions/{session_id}/events/",
     summary="A session's events in the order they happened",
     dependencies=[ReadAccess],
+    response_model=bodies.EventList,
+    responses=LIST_ANSWERS,
 )
 def session_events(
     request: Request, session_id: str, limit: int = Limit, cursor: str | None = CursorParam
 ) -> JSONBody:
+    """`404` for a session that does not exist (or was erased), as `GET /sessions/{id}/`."""
+    with state_of(request).engine.connect() as conn:
+        if queries.get_session(conn, session_id) is None:
+            raise not_found("session")
     return list_events_page(request, queries.EVENTS_OLDEST_FIRST, cursor, limit, session=session_id)
 
 

@@ -8,8 +8,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 
+from the_eye.api import bodies
 from the_eye.api.auth import ReadAccess
-from the_eye.api.pagination import iso, time_filter
+from the_eye.api.openapi import answers
+from the_eye.api.pagination import iso, time_filter, time_param
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import state_of
@@ -51,11 +53,21 @@ def stats_json(stats: Stats, bucketed: bool) -> dict:
     }
 
 
-@router.get("/stats/", summary="Counts of events by type and of errors by reason")
+@router.get(
+    "/stats/",
+    summary="Counts of events by type and of errors by reason",
+    response_model=bodies.Stats,
+    responses=answers(
+        {
+            400: "`invalid_filter`: a time filter that is not ISO 8601, `bucket=minute` "
+            f"without both bounds, or more than {MAX_BUCKETS} buckets."
+        }
+    ),
+)
 def stats(
     request: Request,
-    timestamp__gte: str | None = Query(None, description="ISO 8601, inclusive."),
-    timestamp__lte: str | None = Query(None, description="ISO 8601, inclusive."),
+    timestamp__gte: str | None = time_param(),
+    timestamp__lte: str | None = time_param(),
     application: str | None = Query(None, description="Application name."),
     bucket: Literal["minute", "hour", "day"] | None = Query(
         None, description="Split the counts into buckets of this width (UTC)."
