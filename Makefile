@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # `make test TYPECHECK=0` runs ruff and pytest without mypy.
 TYPECHECK ?= 1
 
-.PHONY: serve test lint typecheck format install lock
+.PHONY: serve test contract lint typecheck format install lock
 
 # Every locked distribution (all extras, dev tools included), checked against its hash, then
 # The Eye itself without touching them. Rebuilt whenever pyproject.toml or the lock changes.
@@ -28,6 +28,11 @@ serve: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest
+
+# The OpenAPI document against a live server: schemathesis, every check, a fixed seed, a
+# bounded number of examples (tests/contract/run; a few minutes).
+contract: $(BIN)/.installed
+	BIN=$(BIN) tests/contract/run
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests
