@@ -8,19 +8,12 @@ import gzip
 import httpx
 import orjson
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import LiveServer, fetch_all, make_event, queue_depth
+from tests.helpers import LiveServer, client_as, count_rows, fetch_all, make_event, queue_depth
 from the_eye.config import Settings
 from the_eye.store.credentials import create_application
 from the_eye.store.engine import create_engine
-from the_eye.store.migrate import migrate
 from the_eye.store.tables import inbox
-
-
-def inbox_rows(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one()
 
 
 def test_single_event_is_queued_and_answered_with_its_id(sender, settings, engine):
@@ -47,7 +40,7 @@ def test_event_ids_keep_the_order_sent_and_fill_in_missing_ones(sender):
     assert ids[1] != ids[2] and "mine" not in ids[1:]
 
 
-def test_write_key_in_body_and_basic_auth(server, creds, processor, reader):
+def test_write_key_in_body_and_basic_auth(server, creds, processor, admin):
     with httpx.Client(base_url=server.url) as anonymous:
         in_body = anonymous.post(
             "/events/", json={"writeKey": creds.write_key, "batch": [make_event()]}
@@ -59,12 +52,12 @@ def test_write_key_in_body_and_basic_auth(server, creds, processor, reader):
         )
         assert as_basic.status_code == 202
     processor.drain()
-    events = fetch_all(reader, "/events/")
+    events = fetch_all(admin, "/events/")
     assert {e["application"] for e in events} == {"web"}
     assert len(events) == 2
 
 
-def test_gzip_and_text_plain_bodies(sender, processor, reader):
+def test_gzip_and_text_plain_bodies(sender, processor, admin):
     body = gzip.compress(orjson.dumps([make_event(event_id="gz")]))
     gz = sender.post(
         "/events/",
@@ -79,20 +72,20 @@ def test_gzip_and_text_plain_bodies(sender, processor, reader):
     )
     assert beacon.status_code == 202
     processor.drain()
-    assert {e["event_id"] for e in fetch_all(reader, "/events/")} == {"gz", "beacon"}
+    assert {e["event_id"] for e in fetch_all(admin, "/events/")} == {"gz", "beacon"}
 
 
 @pytest.mark.parametrize(
     "body", [b"{not json", b'"a string"', b"42", b"", b"[" * 5000 + b"]" * 5000]
 )
-def test_invalid_json_is_400_and_kept_as_an_error(sender, processor, reader, body):
+def test_invalid_json_is_400_and_kept_as_an_error(sender, processor, admin, body):
     response = sender.post("/events/", content=body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
     processor.drain()
-    errors = fetch_all(reader, "/errors/")
+    errors = fetch_all(admin, "/errors/")
     assert [e["reason"] for e in errors] == ["invalid_json"]
-    detail = reader.get(f"/errors/{errors[0]['id']}/").json()
+    detail = admin.get(f"/errors/{errors[0]['id']}/").json()
     assert detail["payload"] == body.decode()
     assert detail["application"] == "web"
 
@@ -103,7 +96,7 @@ def test_corrupt_gzip_is_400(sender):
     assert response.json()["error"]["code"] == "invalid_json"
 
 
-def test_missing_unknown_and_revoked_keys_are_401(server, sender, reader, creds):
+def test_missing_unknown_and_revoked_keys_are_401(server, sender, admin, creds):
     with httpx.Client(base_url=server.url) as anonymous:
         missing = anonymous.post("/events/", json=make_event())
         unknown = anonymous.post(
@@ -114,7 +107,7 @@ def test_missing_unknown_and_revoked_keys_are_401(server, sender, reader, creds)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
     assert sender.post("/events/", json=make_event()).status_code == 202
-    assert reader.delete(f"/applications/{creds.application_id}/").status_code == 204
+    assert admin.delete(f"/applications/{creds.application_id}/").status_code == 204
     revoked = sender.post("/events/", json=make_event())
     assert revoked.status_code == 401
 
@@ -127,8 +120,7 @@ def test_write_key_on_a_read_endpoint_is_403(sender):
 
 def test_body_over_the_limit_is_413(server, creds, settings):
     limit = settings.max_body_bytes
-    headers = {"Authorization": f"Bearer {creds.write_key}"}
-    with httpx.Client(base_url=server.url, headers=headers) as client:
+    with client_as(server, creds.write_key) as client:
         big = client.post("/events/", content=b"[" + b" " * limit + b"]")
         assert big.status_code == 413
         assert big.json()["error"]["code"] == "payload_too_large"
@@ -139,12 +131,12 @@ def test_body_over_the_limit_is_413(server, creds, settings):
         assert inflated.status_code == 413
 
 
-def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(tmp_path):
+def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(empty_store_url):
     """A store that cannot take the write (here: another connection holds SQLite's lock)."""
-    db = tmp_path / "locked.db"
-    settings = Settings(database_url=f"sqlite:///{db}", sqlite_busy_timeout_ms=100, _env_file=None)
+    settings = Settings(
+        database_url=empty_store_url("sqlite"), sqlite_busy_timeout_ms=100, _env_file=None
+    )
     engine = create_engine(settings)
-    migrate(engine)
     with engine.begin() as conn:
         key = create_application(conn, "locked").write_key
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
@@ -161,18 +153,17 @@ def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(tmp_path)
         assert response.headers["Retry-After"]
         assert response.json()["error"]["code"] == "unavailable"
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
-    assert inbox_rows(engine) == 2
+    assert count_rows(engine, inbox) == 2
     engine.dispose()
 
 
-def test_cors_answers_for_configured_origins(tmp_path):
+def test_cors_answers_for_configured_origins(empty_store_url):
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'cors.db'}",
+        database_url=empty_store_url("sqlite"),
         cors_origins="https://shop.example, https://blog.example",
         _env_file=None,
     )
     engine = create_engine(settings)
-    migrate(engine)
     with engine.begin() as conn:
         key = create_application(conn, "site").write_key
     engine.dispose()
@@ -218,4 +209,4 @@ def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds,
         )
         time.sleep(0.2)
     time.sleep(0.3)
-    assert inbox_rows(engine) == 0
+    assert count_rows(engine, inbox) == 0
