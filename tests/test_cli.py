@@ -88,7 +88,7 @@ def test_errors_replay_stores_what_a_new_schema_version_accepts_with_a_progress_
     pageview = schemas_dir / "page interaction" / "pageview.json"
     write_schema_file(pageview, {"type": "object", "required": ["path"]})
     the_eye(process_env, "schemas", "load", str(schemas_dir))
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     batch = [make_event(event_id=f"e-{i}", data={"host": "h"}) for i in range(1200)]
     assert sender.post("/events/", json=batch).status_code == 202
     processor.drain()

@@ -74,7 +74,7 @@ def serve(host, port, workers, processors, no_processor) -> None:
             f"  application 'default' write key: {app.write_key}\n"
             f"  admin API token:                 {token}"
         )
-    from the_eye.processor.retention import start_retention
+    from the_eye.services.retention import start_retention
 
     start_retention(settings)  # hourly purges while THE_EYE_RETENTION_DAYS is set
     spawn = multiprocessing.get_context("spawn")
@@ -103,8 +103,8 @@ def serve(host, port, workers, processors, no_processor) -> None:
 @main.command()
 def worker() -> None:
     """Run a processor alone, against the configured store and queue."""
-    from the_eye.processor.retention import start_retention
     from the_eye.processor.worker import run_worker
+    from the_eye.services.retention import start_retention
 
     settings = get_settings()
     start_retention(settings)  # hourly purges while THE_EYE_RETENTION_DAYS is set
@@ -150,7 +150,7 @@ def tokens_create(name: str, scope: str) -> None:
 
 
 def _load_schemas(engine, directory) -> None:
-    from the_eye.processor.schemas import SchemaFileInvalid, load_schema_dir
+    from the_eye.services.schemas import SchemaFileInvalid, load_schema_dir
 
     try:
         report = load_schema_dir(engine, Path(directory))
@@ -224,9 +224,8 @@ def errors_replay(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from the_eye.processor.checks import Limits
-    from the_eye.processor.replay import ErrorFilter, count_matching, replay_errors
-    from the_eye.processor.schemas import SchemaRegistry
+    from the_eye.processor.checker import EventChecker
+    from the_eye.services.replay import replay_errors
     from the_eye.store import queries
 
     settings = get_settings()
@@ -238,16 +237,15 @@ def errors_replay(
                 app_id = queries.application_id(conn, application)
             if app_id is None:
                 raise click.ClickException(f"no application named {application!r}")
-        where = ErrorFilter(
+        where = queries.ErrorFilter(
             reason,
             app_id,
             _time_option(received_at_gte, "--received-at-gte"),
             _time_option(received_at_lte, "--received-at-lte"),
             replayed,
         )
-        schemas = SchemaRegistry(engine, settings.schema_refresh_seconds)
-        schemas.refresh(force=True)
-        total = count_matching(engine, where)
+        with engine.connect() as conn:
+            total = queries.count_errors(conn, where)
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -258,11 +256,9 @@ def errors_replay(
             counts = replay_errors(
                 engine,
                 where,
-                limits=Limits.of(settings),
-                schema_check=schemas.check,
+                EventChecker.from_settings(settings, engine),
                 batch_size=batch_size,
                 progress=lambda c: bar.update(task, completed=c.done, total=max(total, c.done)),
-                refresh=schemas.refresh,
             )
     finally:
         engine.dispose()
@@ -286,8 +282,8 @@ def purge(days: int | None, batch_size: int) -> None:
     Events go by their timestamp, errors by when they were received; sessions go once they
     have no events left. Works in batches, each a short transaction.
     """
-    from the_eye.processor.retention import cutoff_for
-    from the_eye.processor.retention import purge as run_purge
+    from the_eye.services.retention import cutoff_for
+    from the_eye.services.retention import purge as run_purge
 
     days = days or get_settings().retention_days
     if days is None:
@@ -322,6 +318,26 @@ def _spinner():
         yield bar, bar.add_task("purging", total=None)
 
 
-from the_eye.bench import bench  # noqa: E402
+class _BenchCommand(click.Command):
+    """`the-eye bench`, a tool shipped beside the product: imported only when it is run."""
 
-main.add_command(bench)
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: object,
+    ) -> click.Context:
+        try:
+            from the_eye_bench import bench
+        except ModuleNotFoundError as exc:
+            raise click.ClickException(
+                f"the benchmark needs {exc.name}, which is not installed: "
+                "pip install 'the-eye[bench]'"
+            ) from None
+        return bench.make_context(info_name, args, parent=parent, **extra)
+
+
+main.add_command(
+    _BenchCommand("bench", help="Measure The Eye over real HTTP on this machine (needs wrk).")
+)

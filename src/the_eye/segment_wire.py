@@ -51,7 +51,7 @@ _batch_decoder = msgspec.json.Decoder(_Batch)
 _message_decoder = msgspec.json.Decoder(_Message)
 
 
-def _decode(decoder: msgspec.json.Decoder, body: bytes, shape: str) -> Any:
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, shape: str) -> Any:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:

@@ -25,5 +25,5 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 
 def format_timestamp(value: datetime) -> str:
-    """A naive UTC datetime as API.md prints it: `2021-01-01T09:15:27.243860Z`."""
+    """A naive UTC datetime as The Eye prints every time: `2021-01-01T09:15:27.243860Z`."""
     return value.isoformat(timespec="microseconds") + "Z"

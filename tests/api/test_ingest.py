@@ -4,16 +4,47 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
+import uuid
 
 import httpx
-import orjson
+import msgspec
 import pytest
+from sqlalchemy.engine import Engine
 
-from tests.helpers import LiveServer, client_as, count_rows, fetch_all, make_event, queue_depth
+from tests.helpers import (
+    REDIS_URL,
+    LiveServer,
+    client_as,
+    count_rows,
+    delete_stream,
+    fetch_all,
+    make_event,
+    queue_depth,
+)
+from tests.processes import free_port
 from the_eye.config import Settings
 from the_eye.store.credentials import create_application
 from the_eye.store.engine import create_engine
 from the_eye.store.tables import inbox
+
+
+def store_with_application(settings: Settings, name: str) -> tuple[Engine, str]:
+    """An engine on the settings' (migrated) store, and the write key of a new application."""
+    engine = create_engine(settings)
+    with engine.begin() as conn:
+        return engine, create_application(conn, name).write_key
+
+
+def retry_after(response: httpx.Response) -> int:
+    """The seconds a 503 asks to wait, checked to be the same in its header and message."""
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "unavailable"
+    stated = re.search(r"retry in (\d+) s\.", error["message"])
+    assert stated, error["message"]
+    assert response.headers["Retry-After"] == stated.group(1)
+    return int(stated.group(1))
 
 
 def test_single_event_is_queued_and_answered_with_its_id(sender, settings, engine):
@@ -58,7 +89,7 @@ def test_write_key_in_body_and_basic_auth(server, creds, processor, admin):
 
 
 def test_gzip_and_text_plain_bodies(sender, processor, admin):
-    body = gzip.compress(orjson.dumps([make_event(event_id="gz")]))
+    body = gzip.compress(msgspec.json.encode([make_event(event_id="gz")]))
     gz = sender.post(
         "/events/",
         content=body,
@@ -67,7 +98,7 @@ def test_gzip_and_text_plain_bodies(sender, processor, admin):
     assert gz.status_code == 202 and gz.json()["event_ids"] == ["gz"]
     beacon = sender.post(
         "/events/",
-        content=orjson.dumps(make_event(event_id="beacon")),
+        content=msgspec.json.encode(make_event(event_id="beacon")),
         headers={"Content-Type": "text/plain;charset=UTF-8"},
     )
     assert beacon.status_code == 202
@@ -136,9 +167,7 @@ def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(empty_sto
     settings = Settings(
         database_url=empty_store_url("sqlite"), sqlite_busy_timeout_ms=100, _env_file=None
     )
-    engine = create_engine(settings)
-    with engine.begin() as conn:
-        key = create_application(conn, "locked").write_key
+    engine, key = store_with_application(settings, "locked")
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         headers = {"Authorization": f"Bearer {key}"}
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
@@ -152,8 +181,57 @@ def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(empty_sto
         assert response.status_code == 503
         assert response.headers["Retry-After"]
         assert response.json()["error"]["code"] == "unavailable"
+        assert retry_after(response) == 1
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
     assert count_rows(engine, inbox) == 2
+    engine.dispose()
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="THE_EYE_TEST_REDIS_URL is not set")
+@pytest.mark.parametrize("trouble", ["full", "unreachable"])
+def test_a_redis_queue_that_cannot_take_events_answers_503_saying_when_to_retry(
+    empty_store_url, trouble
+):
+    settings = Settings(
+        database_url=empty_store_url("sqlite"),
+        queue_url=REDIS_URL if trouble == "full" else f"redis://127.0.0.1:{free_port()}/0",
+        redis_stream=f"the-eye-test:{uuid.uuid4().hex}",
+        redis_max_length=1,
+        redis_timeout=1,
+        _env_file=None,
+    )
+    engine, key = store_with_application(settings, "redis")
+    engine.dispose()
+    try:
+        with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
+            headers = {"Authorization": f"Bearer {key}"}
+            if trouble == "full":
+                assert (
+                    client.post("/events/", json=make_event(), headers=headers).status_code == 202
+                )
+            response = client.post("/events/", json=make_event(), headers=headers)
+            assert retry_after(response) == 1
+            ready = client.get("/ready/")
+            assert ready.status_code == (200 if trouble == "full" else 503)
+            if trouble == "unreachable":
+                assert retry_after(ready) == 5
+    finally:
+        if trouble == "full":
+            delete_stream(settings)
+
+
+def test_a_store_that_fails_the_write_key_lookup_answers_503_saying_when_to_retry(
+    empty_store_url,
+):
+    settings = Settings(database_url=empty_store_url("sqlite"), _env_file=None)
+    engine, key = store_with_application(settings, "lost")
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
+        with engine.begin() as conn:  # the lookup now fails inside the store
+            conn.exec_driver_sql("ALTER TABLE applications RENAME TO applications_away")
+        headers = {"Authorization": f"Bearer {key}"}
+        response = client.post("/events/", json=make_event(), headers=headers)
+        assert retry_after(response) == 5
+    assert count_rows(engine, inbox) == 0
     engine.dispose()
 
 
@@ -163,9 +241,7 @@ def test_cors_answers_for_configured_origins(empty_store_url):
         cors_origins="https://shop.example, https://blog.example",
         _env_file=None,
     )
-    engine = create_engine(settings)
-    with engine.begin() as conn:
-        key = create_application(conn, "site").write_key
+    engine, key = store_with_application(settings, "site")
     engine.dispose()
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         preflight = client.options(

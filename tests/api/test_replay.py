@@ -17,7 +17,7 @@ def test_a_fixed_error_becomes_exactly_one_event_and_replaying_twice_stores_once
     sender, processor, admin, engine
 ):
     assert post_schema(admin, STRICT_PATH).status_code == 201
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(session="r", event_id="e-1", data={"path": "x"}))
     processor.drain()
     error = only_error(admin)
@@ -55,7 +55,7 @@ def test_an_error_that_fails_again_keeps_its_record_with_the_new_reason(
     sender, processor, admin, creds, engine
 ):
     admin.patch(f"/applications/{creds.application_id}/", json={"strict": True})
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(event_id="e-1", data={"path": "x"}))
     processor.drain()
     error = only_error(admin)
@@ -91,7 +91,7 @@ def test_replay_links_to_the_event_when_the_sender_already_sent_it_again(
     sender, processor, admin, engine
 ):
     assert post_schema(admin, STRICT_PATH).status_code == 201
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(session="r", event_id="e-1", data={"path": "x"}))
     processor.drain()
     sender.post("/events/", json=make_event(session="r", event_id="e-1", data={"path": "/x"}))
@@ -109,7 +109,7 @@ def test_replay_links_to_the_event_when_the_sender_already_sent_it_again(
 
 def test_bulk_replay_takes_the_filters_of_the_error_list(sender, processor, admin, engine):
     assert post_schema(admin, STRICT_PATH).status_code == 201
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     sender.post(
         "/events/",
         json=[make_event(session=f"s-{i % 3}", data={"path": "x"}) for i in range(30)]

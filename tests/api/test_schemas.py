@@ -60,7 +60,7 @@ def test_reading_schemas_needs_a_read_token_and_writing_an_admin_one(server, rea
 
 def test_the_processor_applies_the_newest_version(sender, processor, admin):
     post_schema(admin, PAGEVIEW)
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(event_id="bad", data={"host": "h", "path": "x"}))
     sender.post("/events/", json=make_event(event_id="good", data={"host": "h", "path": "/x"}))
     processor.drain()
@@ -109,7 +109,7 @@ def test_strict_mode_turns_unknown_types_into_errors(sender, processor, admin, c
     assert changed.status_code == 200 and changed.json()["strict"] is True
     listed = admin.get("/applications/").json()["results"]
     assert listed[0]["strict"] is True
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
 
     sender.post(
         "/events/",
@@ -126,7 +126,7 @@ def test_strict_mode_turns_unknown_types_into_errors(sender, processor, admin, c
     assert reasons == {"unknown": "unknown_event_type", "bad-time": "invalid_timestamp"}
 
     admin.patch(f"/applications/{creds.application_id}/", json={"strict": False})
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(event_id="unknown-2"))
     processor.drain()
     assert "unknown-2" in [e["event_id"] for e in fetch_all(admin, "/events/")]

@@ -82,7 +82,8 @@ def test_async_client_tracks_and_flushes(server, creds, processor, admin):
     assert sorted(e["event_id"] for e in fetch_all(admin, "/events/")) == sorted(ids)
 
 
-def test_a_401_goes_to_on_error_and_is_not_retried(make_client):
+def test_a_401_goes_to_on_error_and_is_not_retried(make_client, caplog):
+    caplog.set_level("WARNING", logger="the_eye.client")
     failures: list[tuple[DeliveryError, list[dict]]] = []
     client = make_client(
         write_key="eye_wk_unknown",
@@ -96,6 +97,8 @@ def test_a_401_goes_to_on_error_and_is_not_retried(make_client):
     assert [e["event_id"] for e in events] == [event_id]
     stats = client.stats()
     assert (stats.sent, stats.failed, stats.retries) == (0, 1, 0)
+    # Applications configure the `the_eye.client` logger, as the README says.
+    assert any(r.name.startswith("the_eye.client") for r in caplog.records)
 
 
 def test_network_errors_are_retried_then_given_up(make_client):

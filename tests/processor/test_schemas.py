@@ -11,11 +11,16 @@ import sqlalchemy as sa
 from tests.helpers import count_rows, make_event, write_schema_file
 from the_eye.processor.checks import EventRejected, Limits, ValidEvent, check_event
 from the_eye.processor.schemas import (
-    SchemaFileInvalid,
     SchemaInvalid,
     SchemaRegistry,
     compile_schema,
+    digest_of,
+    json_path,
+)
+from the_eye.services.schemas import (
+    SchemaFileInvalid,
     load_schema_dir,
+    read_schema_dir,
     register_schema,
 )
 from the_eye.store import schemas as store
@@ -219,3 +224,98 @@ def test_a_bad_schema_file_loads_nothing(engine, tmp_path):
     with pytest.raises(SchemaFileInvalid, match=r"<category>/<name>\.json"):
         load_schema_dir(engine, root)
     assert count_rows(engine, schemas) == 0
+
+
+# Digests as The Eye stored them before it encoded schemas with msgspec: computed with
+# orjson (`orjson.dumps(schema, option=OPT_SORT_KEYS)`, SHA-256) and kept here as the stored
+# values that a reload of an unchanged schema must still match.
+STORED_DIGESTS = [
+    (
+        {
+            "type": "object",
+            "required": ["form"],
+            "properties": {
+                "form": {
+                    "type": "object",
+                    "properties": {
+                        "last_name": {"type": "string"},
+                        "first_name": {"type": "string", "minLength": 1},
+                    },
+                }
+            },
+        },
+        "a44f6f4e18316f0b8bb5ea31f95291ea547483de94e580f6fc64541222326777",
+    ),
+    (
+        {
+            "type": "number",
+            "minimum": -0.0,
+            "maximum": 1e16,
+            "multipleOf": 0.1,
+            "exclusiveMaximum": 1.7976931348623157e308,
+            "examples": [1e-7, 5e-324, 100.0, 123456789.12345679, 1e21, -2.5e300, 0.00001],
+        },
+        "3c91e0d703563456d54225df5359c5be4da558e510f11c9047a8527840f0f9df",
+    ),
+    (
+        {
+            "title": "Formulaire 🙂",
+            "description": '名前 — "quoted"\n\ttab \u2028 \x7f \\ </b>',
+            "properties": {
+                "prénom": {"const": "Zoë"},
+                "名前": {"type": "string"},
+                "Émile": {"enum": ["é", "e", "😀", "\ufffd"]},
+                "\U0001f600": {},
+                "\uffff": {},
+            },
+        },
+        "6760cbc8f746c29cd9908ae23537968db618b7afe32a5f31e2d8cf323cda8703",
+    ),
+    (
+        {
+            "maximum": 18446744073709551615,
+            "minimum": -9223372036854775808,
+            "enum": [True, False, None, 0, -1],
+        },
+        "e3bc89a68a4229f4b0169d7320b4f655e2abb3077606b47fe2d7a37c691d2161",
+    ),
+    (True, "b5bea41b6c623f7c09f1bf24dcae58ebab3c0cdd90ad966bc43a45b44867e12b"),
+]
+
+
+@pytest.mark.parametrize(("schema", "stored"), STORED_DIGESTS)
+def test_digests_match_the_stored_ones_whatever_the_key_order(schema, stored):
+    assert digest_of(schema) == stored
+    if isinstance(schema, dict):
+        assert digest_of(dict(reversed(schema.items()))) == stored
+
+
+def test_a_schema_file_with_integers_beyond_64_bits_reads_as_it_was_stored(engine, tmp_path):
+    root = tmp_path / "schemas"
+    path = root / "page interaction" / "pageview.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        b'{"type": "integer", "maximum": 1180591620717411303424, "minimum": -9223372036854775809}'
+    )
+    ((_, _, schema, _),) = read_schema_dir(root)
+    assert schema["maximum"] == 1.1805916207174113e21 and isinstance(schema["maximum"], float)
+    # The digest of this file as the version stored from it has it (computed with orjson).
+    assert digest_of(schema) == "687547d4c814bfbb1417b6475acea9ee1dc0468d646b414ac01d21ac24e7b657"
+    assert load_schema_dir(engine, root).created == ["page interaction/pageview.json"]
+    assert load_schema_dir(engine, root).created == []
+
+
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [
+        ("first name", "$.data['first name']"),
+        ("prénom", "$.data.prénom"),
+        ('a"b', "$.data['a\\'b']"),
+        ("tab\there", "$.data['tab\\there']"),
+        ("x-y", "$.data['x-y']"),
+        ("😀", "$.data['😀']"),
+        ("back\\slash", "$.data['back\\\\slash']"),
+    ],
+)
+def test_json_paths_quote_keys_that_are_not_identifiers(key, path):
+    assert json_path("$.data", [key]) == path

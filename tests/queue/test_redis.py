@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from datetime import datetime
 
-import orjson
+import msgspec
 import pytest
 import redis
 import sqlalchemy as sa
@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from tests.helpers import PG_URL, REDIS_URL, count_rows, delete_stream, make_event
 from tests.processes import free_port
 from the_eye.config import Settings
-from the_eye.processor.checks import Limits
+from the_eye.processor.checker import EventChecker
 from the_eye.processor.worker import Processor
 from the_eye.queue import EVENTS, INVALID_BODY, Message, QueueUnavailable
-from the_eye.queue.redis import RedisQueue
+from the_eye.queue.redis import RedisQueue, redis_errors_as_unavailable
 from the_eye.store.credentials import create_application
 from the_eye.store.tables import counters, errors, events, sessions
 
@@ -199,7 +199,7 @@ def test_an_entry_not_written_by_the_eye_becomes_an_error_record(queue, settings
     client = redis.Redis.from_url(settings.queue_url)
     client.xadd(settings.redis_stream, {"something": "else"})
     client.close()
-    processor = Processor(engine, queue, Limits())
+    processor = Processor(engine, queue, EventChecker())
     assert processor.drain() == 1
     with engine.connect() as conn:
         (row,) = conn.execute(sa.select(errors.c.reason, errors.c.payload)).all()
@@ -210,7 +210,7 @@ def test_an_entry_not_written_by_the_eye_becomes_an_error_record(queue, settings
 def test_a_message_delivered_again_after_the_store_commit_changes_nothing(settings, engine, app_id):
     """A processor dies between the store commit and XACK: the next one gets the message
     again, and neither events, sessions, errors nor the errored count change."""
-    body = orjson.dumps(
+    body = msgspec.json.encode(
         [
             make_event(session="again", event_id="ok-1"),
             make_event(session="again", event_id="bad-1", data={}),
@@ -259,6 +259,21 @@ def test_an_unreachable_redis_makes_every_call_unavailable(settings, engine, app
             pass
     finally:
         queue.close()
+
+
+def test_a_refused_redis_connection_becomes_queue_unavailable_after_its_hook():
+    client = redis.Redis(port=free_port(), socket_connect_timeout=1)
+    hooked = []
+    try:
+        with (
+            pytest.raises(QueueUnavailable, match=r"^Redis: ") as raised,
+            redis_errors_as_unavailable(lambda: hooked.append(True)),
+        ):
+            client.ping()
+    finally:
+        client.close()
+    assert isinstance(raised.value.__cause__, redis.ConnectionError)
+    assert hooked == [True]
 
 
 def test_concurrent_requests_share_round_trips_and_each_is_kept_or_refused_whole(

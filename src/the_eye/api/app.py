@@ -24,8 +24,9 @@ from the_eye.api.routes import (
     stats,
 )
 from the_eye.api.routes.ingest import INGEST_PATHS, Ingest
+from the_eye.api.state import AppState, app_state
 from the_eye.config import Settings, get_settings
-from the_eye.processor.schemas import SchemaRegistry
+from the_eye.processor.checker import EventChecker
 from the_eye.queue import open_queue
 from the_eye.store.engine import create_engine
 
@@ -46,7 +47,7 @@ class ServeIngestFirst:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _INGEST:
-            await self.app.state.ingest(scope, receive, send)
+            await app_state(self.app).ingest(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -69,26 +70,35 @@ class TrailingSlash:
         await self.app(scope, receive, send)
 
 
+def open_state(settings: Settings) -> AppState:
+    """What one API process holds: its store, queue, credential caches, ingest endpoint, and
+    the event checker that edits and replays run in this process."""
+    engine = create_engine(settings)
+    queue = open_queue(settings, engine)
+    keys = write_keys(engine, settings.key_cache_seconds)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        queue=queue,
+        write_keys=keys,
+        api_tokens=api_tokens(engine, settings.key_cache_seconds),
+        ingest=Ingest(settings, queue, keys),
+        checker=EventChecker.from_settings(settings, engine),
+    )
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The Eye's ASGI application; `uvicorn --factory the_eye.api.app:create_app` serves it."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = create_engine(settings)
-        app.state.settings = settings
-        app.state.engine = engine
-        app.state.queue = open_queue(settings, engine)
-        app.state.write_keys = write_keys(engine, settings.key_cache_seconds)
-        app.state.api_tokens = api_tokens(engine, settings.key_cache_seconds)
-        app.state.ingest = Ingest(settings, app.state.queue, app.state.write_keys)
-        # For event edits and replays, which run the processor's checks in this process.
-        app.state.schemas = SchemaRegistry(engine, settings.schema_refresh_seconds)
+        state = open_state(settings)
+        state.attach(app)
         try:
             yield
         finally:
-            await app.state.queue.aclose()
-            engine.dispose()
+            await state.aclose()
 
     app = FastAPI(
         title="The Eye",

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection, Engine
 
 from the_eye.api.problems import ApiError
+from the_eye.api.state import state_of
 from the_eye.store.credentials import application_for_key, token_scope
 
 V = TypeVar("V")
@@ -92,10 +93,10 @@ def _scope(request: Request, credentials: HTTPAuthorizationCredentials | None) -
         raise ApiError(
             401, "unauthorized", "An API token is required: `Authorization: Bearer <token>`."
         )
-    settings = request.app.state.settings
-    if settings.admin_token and hmac.compare_digest(secret, settings.admin_token):
+    state = state_of(request)
+    admin_token = state.settings.admin_token
+    if admin_token and hmac.compare_digest(secret, admin_token):
         return "admin"
-    state = request.app.state
     scope = state.api_tokens.lookup(secret)
     if scope is None:
         if state.write_keys.lookup(secret) is not None:
@@ -130,7 +131,7 @@ def require_sender(
 ) -> str:
     """An application's write key, or any API token: who may ask for a new session id."""
     secret = credential_from_header(request.headers.get("authorization"))
-    if secret is not None and request.app.state.write_keys.lookup(secret) is not None:
+    if secret is not None and state_of(request).write_keys.lookup(secret) is not None:
         return "write"
     return _scope(request, credentials)
 

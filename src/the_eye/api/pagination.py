@@ -8,12 +8,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
+import msgspec
 import sqlalchemy as sa
 from fastapi import Path, Query, Request
 
 from the_eye.api.problems import ApiError
-from the_eye.api.responses import JSONBody
+from the_eye.api.responses import JSONBody, encode_json
+from the_eye.api.state import state_of
 from the_eye.store import queries
 from the_eye.store.queries import Keyset
 from the_eye.timestamps import format_timestamp, parse_timestamp
@@ -41,7 +42,7 @@ def time_filter(value: str | None, name: str) -> datetime | None:
 
 def encode_cursor(keyset: Keyset, position: tuple[datetime, int]) -> str:
     key, row_id = position
-    raw = orjson.dumps(["d" if keyset.descending else "a", key.isoformat(), row_id])
+    raw = encode_json(["d" if keyset.descending else "a", key.isoformat(), row_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -51,7 +52,7 @@ def decode_cursor(cursor: str | None, keyset: Keyset) -> tuple[datetime, Any] | 
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        direction, key, row_id = orjson.loads(raw)
+        direction, key, row_id = msgspec.json.decode(raw)
         if direction != ("d" if keyset.descending else "a"):
             raise ValueError("cursor made for another ordering")
         if type(row_id) is not keyset.id.type.python_type:
@@ -59,7 +60,7 @@ def decode_cursor(cursor: str | None, keyset: Keyset) -> tuple[datetime, Any] | 
         if isinstance(row_id, int) and not 0 <= row_id <= MAX_ID:
             raise ValueError("cursor id out of range")
         return datetime.fromisoformat(key), row_id
-    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+    except (binascii.Error, ValueError, TypeError):  # msgspec.DecodeError is a ValueError
         raise ApiError(
             400, "invalid_cursor", "The cursor is not valid for this list; take it from `next`."
         ) from None
@@ -98,7 +99,7 @@ def list_page(
     `cursor`, each row made JSON by `to_json(row, application names)`. An unknown
     application name matches nothing."""
     after = decode_cursor(cursor, keyset)
-    with request.app.state.engine.connect() as conn:
+    with state_of(request).engine.connect() as conn:
         app_id = None
         if application is not None:
             app_id = queries.application_id(conn, application)

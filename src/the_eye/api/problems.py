@@ -1,4 +1,7 @@
-"""Every error answer has one shape: `{"error": {"code", "message", "details"?}}`."""
+"""Every error answer has one shape: `{"error": {"code", "message", "details"?}}`.
+
+Every `503` also carries `Retry-After`, and its message says the same number of seconds.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from the_eye.api.responses import JSONBody
 from the_eye.queue.base import QueueUnavailable
 
-log = logging.getLogger("the_eye.api")
+log = logging.getLogger(__name__)
 
 _CODES = {
     400: "bad_request",
@@ -42,6 +45,16 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
         self.details, self.headers = details, headers
 
+    def body(self) -> dict[str, Any]:
+        """The answer's JSON document."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
+
+    def response(self) -> JSONBody:
+        return JSONBody(self.body(), status_code=self.status, headers=self.headers)
+
 
 def error_response(
     status: int,
@@ -50,14 +63,33 @@ def error_response(
     details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> JSONBody:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return JSONBody({"error": body}, status_code=status, headers=headers)
+    return ApiError(status, code, message, details, headers).response()
 
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"No {what} with that id.")
+
+
+def unavailable(reason: str, retry_after: int, details: Any = None) -> ApiError:
+    """A `503`: `reason` says what cannot be done now, and both the message and the
+    `Retry-After` header say when to come back."""
+    return ApiError(
+        503,
+        "unavailable",
+        f"{reason}; retry in {retry_after} s.",
+        details,
+        {"Retry-After": str(retry_after)},
+    )
+
+
+# The wait after a store or queue that is down or stays locked: such outages seldom end
+# within a second.
+OUTAGE_RETRY_AFTER = 5
+
+
+def part_unavailable(part: str) -> ApiError:
+    """The `503` for a store or queue that is down or, on SQLite, busy past its timeout."""
+    return unavailable(f"The {part} is busy or cannot be reached now", OUTAGE_RETRY_AFTER)
 
 
 def install(app: FastAPI) -> None:
@@ -65,7 +97,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):
@@ -94,12 +126,7 @@ def install(app: FastAPI) -> None:
         # On SQLite, also a writer that waited out its busy timeout.
         part = "queue" if isinstance(exc, QueueUnavailable) else "store"
         log.warning("%s unavailable on %s %s: %s", part, request.method, request.url.path, exc)
-        return error_response(
-            503,
-            "unavailable",
-            f"The {part} is busy or cannot be reached now; retry later.",
-            headers={"Retry-After": "5"},
-        )
+        return part_unavailable(part).response()
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -7,11 +7,12 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
-_encoder = msgspec.json.Encoder()
+# The one JSON encoder of the server's answers, also for the bare ASGI ingest endpoint.
+encode_json = msgspec.json.Encoder().encode
 
 
 class JSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return _encoder.encode(content)
+        return encode_json(content)

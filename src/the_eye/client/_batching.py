@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from time import monotonic
 
-log = logging.getLogger("the_eye.client")
+log = logging.getLogger(__name__)
 
 # Sends one batch; never raises. Its second argument waits before a retry (see `Pause`).
 Deliver = Callable[[list[bytes], Callable[[float], bool]], None]
@@ -129,7 +129,8 @@ class BatchingQueue:
             self._changed.wait(due - now)
 
     def _take(self) -> list[bytes]:
-        batch, size = [], 0
+        batch: list[bytes] = []
+        size = 0
         while self._events and len(batch) < self.batch_size:
             event = self._events[0][0]
             if batch and size + len(event) > self.max_batch_bytes:

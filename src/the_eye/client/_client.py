@@ -20,7 +20,7 @@ from the_eye.client._batching import BatchingQueue
 from the_eye.client._retry import RetryPolicy
 from the_eye.client._sender import DeliveryError, Pause, Sender
 
-log = logging.getLogger("the_eye.client")
+log = logging.getLogger(__name__)
 
 # Called from the sending thread with the error and the events it gave up on.
 OnError = Callable[[DeliveryError, list[dict[str, Any]]], None]

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from the_eye import __version__
 from the_eye.client._retry import RetryPolicy, parse_retry_after
 
-log = logging.getLogger("the_eye.client")
+log = logging.getLogger(__name__)
 
 # Waits `seconds` before a retry; False means give up now (the client is shutting down).
 Pause = Callable[[float], bool]

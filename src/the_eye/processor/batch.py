@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from the_eye.processor.checks import EventRejected, Limits, SchemaCheck, ValidEvent, check_event
+from the_eye.processor.checker import EventChecker
+from the_eye.processor.checks import EventRejected, ValidEvent
 from the_eye.processor.segment import segment_events
 from the_eye.queue import EVENTS, Message
 from the_eye.segment_wire import segment_call
@@ -20,19 +21,15 @@ class BatchRows:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def process_messages(
-    messages: list[Message], limits: Limits, schema_check: SchemaCheck | None = None
-) -> BatchRows:
+def process_messages(messages: list[Message], checker: EventChecker) -> BatchRows:
     """Check every event of every message, in order."""
     rows = BatchRows()
     for message in messages:
-        process_message(message, limits, schema_check, rows)
+        process_message(message, checker, rows)
     return rows
 
 
-def process_message(
-    message: Message, limits: Limits, schema_check: SchemaCheck | None, rows: BatchRows
-) -> None:
+def process_message(message: Message, checker: EventChecker, rows: BatchRows) -> None:
     if message.kind != EVENTS and segment_call(message.kind) is None:
         rows.errors.append(body_error(message, _body_problem(message.body)))
         return
@@ -49,11 +46,9 @@ def process_message(
         )
         return
     for index, (raw, event_id) in enumerate(zip(raws, message.event_ids, strict=True)):
-        outcome = check_event(
-            raw, event_id, message.received_at, limits, schema_check, message.application_id
-        )
+        outcome = checker.check(raw, event_id, message.received_at, message.application_id)
         if isinstance(outcome, ValidEvent):
-            rows.events.append(event_row(outcome, message))
+            rows.events.append(outcome.row())
         else:
             rows.errors.append(error_row(outcome, message, index))
 
@@ -65,19 +60,6 @@ def raw_events(message: Message) -> list[Any]:
     if call is None:
         return events_in(document)
     return segment_events(document, call, message.received_at)
-
-
-def event_row(event: ValidEvent, message: Message) -> dict[str, Any]:
-    return {
-        "application_id": message.application_id,
-        "event_id": event.event_id,
-        "session_id": event.session_id,
-        "category": event.category,
-        "name": event.name,
-        "data": event.data,
-        "timestamp": event.timestamp,
-        "received_at": message.received_at,
-    }
 
 
 def error_row(rejected: EventRejected, message: Message, index: int = 0) -> dict[str, Any]:

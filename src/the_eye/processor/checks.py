@@ -1,16 +1,27 @@
-"""The checks of API.md "Processing" as pure functions: a raw event in, an event or an error out."""
+"""The checks every raw event goes through, as pure functions: a raw event in, an event or an
+error out.
+
+The order is fixed and the first check that fails decides: the event's shape
+(`invalid_event`), its size (`event_too_large`), its `data` (`invalid_data`), its timestamp
+(`invalid_timestamp`, `future_timestamp`), then the rules registered for its type
+(`schema_violation`, `unknown_event_type`). New events, replayed errors and edited events all
+go through `check_event`, so the rules cannot drift apart.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from the_eye.timestamps import format_timestamp, parse_timestamp
 from the_eye.wire import MAX_KEY_LENGTH
+
+if TYPE_CHECKING:
+    from the_eye.config import Settings
 
 MAX_NAME_LENGTH = 100
 
@@ -25,14 +36,14 @@ class Limits:
     max_clock_skew: timedelta = timedelta(seconds=60)
 
     @classmethod
-    def of(cls, settings: Any) -> Limits:
+    def of(cls, settings: Settings) -> Limits:
         """The limits a `Settings` object sets."""
         return cls(settings.max_event_bytes, timedelta(seconds=settings.max_clock_skew))
 
 
 @dataclass(slots=True)
 class ValidEvent:
-    """An event that passed every check, ready to store."""
+    """An event that passed every check, ready to store: `row()` is its row of `events`."""
 
     event_id: str
     session_id: str
@@ -40,6 +51,22 @@ class ValidEvent:
     name: str
     data: dict[str, Any]
     timestamp: datetime
+    received_at: datetime
+    application_id: int
+
+    def row(self) -> dict[str, Any]:
+        """The event's row of the `events` table, whichever path checked it (a new event, a
+        replayed error, an edit): the one place that maps a checked event onto columns."""
+        return {
+            "application_id": self.application_id,
+            "event_id": self.event_id,
+            "session_id": self.session_id,
+            "category": self.category,
+            "name": self.name,
+            "data": self.data,
+            "timestamp": self.timestamp,
+            "received_at": self.received_at,
+        }
 
 
 @dataclass(slots=True)
@@ -75,9 +102,11 @@ def check_event(
     schema_check: SchemaCheck | None = None,
     application_id: int = 0,
 ) -> ValidEvent | EventRejected:
-    """Run the checks of API.md "Processing" in order; the first that fails decides.
+    """Run every check in order; the first that fails decides.
 
-    `application_id` is the sender's, for schema checks that depend on it (strict mode).
+    `received_at` is when The Eye first received the event (future timestamps are judged
+    against it); `application_id` is the sender's, for schema checks that depend on it
+    (strict mode). Both are carried into the `ValidEvent`.
     """
     encoded = _encode(raw)
 
@@ -144,7 +173,16 @@ def check_event(
         if violation is not None:
             return reject(violation.reason, violation.message, **violation.details)
 
-    return ValidEvent(event_id, session_id, raw["category"], raw["name"], data, timestamp)
+    return ValidEvent(
+        event_id,
+        session_id,
+        raw["category"],
+        raw["name"],
+        data,
+        timestamp,
+        received_at,
+        application_id,
+    )
 
 
 def _string_problem(value: Any, limit: int) -> str | None:

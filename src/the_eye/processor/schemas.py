@@ -3,7 +3,8 @@
 Versions live in the store; each process keeps the version in force of every type compiled
 once, in a `SchemaRegistry`, and notices new versions (and applications' strict flags) with
 one cheap query every few seconds. The registry's `check` is the `SchemaCheck` that
-`check_event` runs last.
+`check_event` runs last. `digest_of` names a schema's content whatever its key order, so that
+loading an unchanged schema file makes no new version.
 """
 
 from __future__ import annotations
@@ -14,22 +15,22 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from referencing.exceptions import Unresolvable
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from the_eye.processor.checks import MAX_NAME_LENGTH, Violation
 from the_eye.store import schemas as store
-from the_eye.timestamps import utcnow
 
-log = logging.getLogger("the_eye.schemas")
+log = logging.getLogger(__name__)
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+_encode = msgspec.json.encode
 
 
 class SchemaInvalid(ValueError):
@@ -49,7 +50,7 @@ def json_path(root: str, parts: Iterable[Any]) -> str:
         elif isinstance(part, str) and part.isidentifier():
             path += f".{part}"
         else:
-            path += "[" + orjson.dumps(str(part)).decode().replace('"', "'") + "]"
+            path += "[" + _encode(str(part)).decode().replace('"', "'") + "]"
     return path
 
 
@@ -79,27 +80,38 @@ def compile_schema(schema: Any) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def digest_of(schema: Any) -> str:
-    """The same for the same schema however its keys are ordered or spaced."""
-    return hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def _check_type(category: Any, name: Any) -> None:
+def check_schema(category: Any, name: Any, schema: Any) -> Draft202012Validator:
+    """A validator for `schema` as the schema of the event type (category, name), or
+    SchemaInvalid when the type's names or the schema cannot be used."""
     for label, value in (("category", category), ("name", name)):
         if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LENGTH:
             raise SchemaInvalid(
                 f"`{label}` must be a string of 1 to {MAX_NAME_LENGTH} characters.",
                 {"field": label},
             )
+    return compile_schema(schema)
 
 
-def register_schema(
-    conn: Connection, category: str, name: str, schema: Any, source: str = "api"
-) -> Any:
-    """Check `schema` and store it as the next version of (category, name), in force from now."""
-    _check_type(category, name)
-    compile_schema(schema)
-    return store.add_version(conn, category, name, schema, digest_of(schema), source, utcnow())
+def digest_of(schema: Any) -> str:
+    """The same for the same schema however its keys are ordered or spaced: the SHA-256 of
+    its JSON with sorted keys and no spaces, as every stored version's digest was made."""
+    return hashlib.sha256(_encode(_signed_exponents(schema), order="sorted")).hexdigest()
+
+
+def _signed_exponents(value: Any) -> Any:
+    """`value` with every float whose JSON has a positive exponent written with its sign
+    (`1e+16`, where msgspec writes `1e16`): the form the stored digests were made with.
+    Everything else (strings, integers, other floats, key order) already encodes alike."""
+    if isinstance(value, float):
+        text = _encode(value)
+        if b"e" in text and b"e-" not in text:
+            return msgspec.Raw(text.replace(b"e", b"e+"))
+        return value
+    if isinstance(value, dict):
+        return {key: _signed_exponents(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_signed_exponents(item) for item in value]
+    return value
 
 
 @dataclass(slots=True, frozen=True)
@@ -215,60 +227,3 @@ class SchemaRegistry:
         if error is None:
             return None
         return _violation(error, schema)
-
-
-class SchemaFileInvalid(ValueError):
-    """A file of THE_EYE_SCHEMAS_DIR that cannot be loaded; nothing of the directory is."""
-
-
-@dataclass(slots=True)
-class LoadReport:
-    """What loading a directory of schema files did."""
-
-    created: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-
-
-def read_schema_dir(directory: Path) -> list[tuple[str, str, Any, str]]:
-    """(category, name, schema, relative path) of every `<category>/<name>.json` file.
-
-    Hidden files and folders and files of other kinds are ignored; a JSON file elsewhere,
-    or one that is not a valid schema, raises SchemaFileInvalid.
-    """
-    if not directory.is_dir():
-        raise SchemaFileInvalid(f"{directory} is not a directory")
-    found = []
-    for path in sorted(directory.rglob("*.json")):
-        relative = path.relative_to(directory)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        if len(relative.parts) != 2:
-            raise SchemaFileInvalid(f"{relative}: schema files go in <dir>/<category>/<name>.json")
-        category, name = relative.parts[0], path.stem
-        try:
-            schema = orjson.loads(path.read_bytes())
-            _check_type(category, name)
-            compile_schema(schema)
-        except orjson.JSONDecodeError as exc:
-            raise SchemaFileInvalid(f"{relative}: not JSON ({exc})") from None
-        except SchemaInvalid as exc:
-            raise SchemaFileInvalid(f"{relative}: {exc.message}") from None
-        found.append((category, name, schema, relative.as_posix()))
-    return found
-
-
-def load_schema_dir(engine: Engine, directory: Path) -> LoadReport:
-    """Register every changed or new file of `directory` as a new version, all or nothing."""
-    files = read_schema_dir(directory)
-    report = LoadReport()
-    with engine.begin() as conn:
-        for category, name, schema, relative in files:
-            newest = store.newest_version(conn, category, name)
-            if newest is not None and newest.digest == digest_of(schema):
-                report.unchanged.append(relative)
-                continue
-            store.add_version(
-                conn, category, name, schema, digest_of(schema), f"file:{relative}", utcnow()
-            )
-            report.created.append(relative)
-    return report

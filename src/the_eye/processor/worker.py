@@ -8,20 +8,18 @@ import random
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from the_eye.config import Settings
 from the_eye.processor.batch import BatchRows, body_error, process_messages
-from the_eye.processor.checks import Limits
-from the_eye.processor.schemas import SchemaRegistry
+from the_eye.processor.checker import EventChecker
 from the_eye.queue import Delivery, Message, Queue, QueueUnavailable, open_queue
 from the_eye.store.engine import create_engine
 from the_eye.store.writes import WriteResult, bump_counters, store_errors, store_events
 
-log = logging.getLogger("the_eye.processor")
+log = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError,)
 # What a processor waits out: the store or the queue cannot be reached.
@@ -38,13 +36,12 @@ class Processor:
 
     engine: Engine
     queue: Queue
-    limits: Limits
+    checker: EventChecker
     batch_size: int = 2000
     batch_events: int = 10000
     # Sizes of recent messages; the first batch takes one message, as nothing is known yet.
     _events_per_message: float = float("inf")
     _bytes_per_message: float = float("inf")
-    schemas: SchemaRegistry | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Processor:
@@ -52,19 +49,14 @@ class Processor:
         return cls(
             engine=engine,
             queue=open_queue(settings, engine),
-            limits=Limits(
-                max_event_bytes=settings.max_event_bytes,
-                max_clock_skew=timedelta(seconds=settings.max_clock_skew),
-            ),
+            checker=EventChecker.from_settings(settings, engine),
             batch_size=settings.batch_size,
             batch_events=settings.batch_events,
-            schemas=SchemaRegistry(engine, settings.schema_refresh_seconds),
         )
 
     def run_once(self, limit: int | None = None) -> int:
         """Process one batch; return how many messages it took (0 when idle)."""
-        if self.schemas is not None:
-            self.schemas.refresh()  # a no-op until refresh_seconds have passed
+        self.checker.refresh()  # a no-op until the refresh interval has passed
         with self.queue.consume(limit or self._next_limit(), self._prepare) as delivery:
             if not delivery.messages:
                 return 0
@@ -86,7 +78,7 @@ class Processor:
 
     def _prepare(self, messages: list[Message]) -> BatchRows | None:
         try:
-            return process_messages(messages, self.limits, self.schema_check)
+            return process_messages(messages, self.checker)
         except Exception:
             log.exception("checking a batch failed; isolating its messages")
             return None
@@ -131,10 +123,6 @@ class Processor:
             failed["payload"] = ""
             with conn.begin_nested():
                 write(conn, BatchRows(errors=[failed]))
-
-    @property
-    def schema_check(self):
-        return None if self.schemas is None else self.schemas.check
 
     def drain(self) -> int:
         """Process until the queue is empty; return the messages processed."""

@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import orjson
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from the_eye.queue.base import Delivery, Message, Prepare, Queue, QueueUnavailable
-from the_eye.queue.group_commit import GroupCommit
+from the_eye.queue.group_commit import ThreadGroupCommit
+from the_eye.store.dialect import param_mark
 from the_eye.store.tables import counters, inbox
 
 _COLUMNS = (
@@ -31,6 +32,9 @@ _COLUMNS = (
     inbox.c.body,
 )
 
+_encode_ids = msgspec.json.Encoder().encode
+_decode_ids = msgspec.json.Decoder().decode
+
 
 def _messages(rows: list[Any]) -> list[Message]:
     return [
@@ -38,7 +42,7 @@ def _messages(rows: list[Any]) -> list[Message]:
             application_id=row.application_id,
             kind=row.kind,
             received_at=row.received_at,
-            event_ids=orjson.loads(row.event_ids),
+            event_ids=_decode_ids(row.event_ids),
             body=row.body,
             queue_id=row.id,
         )
@@ -56,7 +60,7 @@ def _rows(messages: list[Message]) -> list[tuple[Any, ...]]:
             m.application_id,
             m.kind,
             m.received_at.isoformat(" ", "microseconds"),
-            orjson.dumps(m.event_ids).decode(),
+            _encode_ids(m.event_ids).decode(),
             m.body,
         )
         for m in messages
@@ -84,7 +88,7 @@ class DatabaseQueue(Queue):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._one_writer = engine.dialect.name == "sqlite"
-        self._group = GroupCommit(
+        self._group = ThreadGroupCommit(
             self._insert,
             name="inbox-writer",
             write_now=self._insert_if_free if self._one_writer else None,
@@ -93,7 +97,7 @@ class DatabaseQueue(Queue):
         self._inline_writes = 0
         # The hot path's two statements as plain SQL: compiling Core constructs for every
         # group commit costs more than the insert itself.
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        mark = param_mark(engine)
         self._insert_sql = (
             "INSERT INTO inbox (application_id, kind, received_at, event_ids, body) "
             f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})"

@@ -17,12 +17,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import orjson
+import msgspec
 import redis
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
@@ -31,9 +31,10 @@ from sqlalchemy.engine import Engine
 
 from the_eye.config import Settings
 from the_eye.queue.base import INVALID_BODY, Delivery, Message, Prepare, Queue, QueueUnavailable
+from the_eye.queue.group_commit import GroupCommit
 from the_eye.timestamps import utcnow
 
-log = logging.getLogger("the_eye.queue")
+log = logging.getLogger(__name__)
 
 # Checks the bound, appends and counts in one atomic round trip, so that a full stream
 # refuses a request whole rather than half of it and never grows past the bound, and the
@@ -61,6 +62,31 @@ _instances = itertools.count()
 _RECLAIM_EVERY = 1.0
 
 
+_encode_json = msgspec.json.Encoder().encode
+_decode_json = msgspec.json.Decoder().decode
+
+
+@contextmanager
+def redis_errors_as_unavailable(on_error: Callable[[], None] | None = None) -> Iterator[None]:
+    """Turn a failed Redis call (unreachable, timed out, refused) into `QueueUnavailable`,
+    which callers answer with 503; `on_error` runs first."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        if on_error is not None:
+            on_error()
+        raise QueueUnavailable(f"Redis: {exc}") from exc
+
+
+def _outcome(reply: Any) -> QueueUnavailable | None:
+    """What one publish script's reply means for its request."""
+    if isinstance(reply, Exception):
+        return QueueUnavailable(f"Redis: {reply}")
+    if not reply:
+        return QueueUnavailable("the queue is full")
+    return None
+
+
 def _consumer_name(settings: Settings) -> str:
     base = settings.redis_consumer or f"{socket.gethostname()}-{os.getpid()}"
     n = next(_instances)
@@ -86,9 +112,7 @@ class RedisQueue(Queue):
         # the request twice, and a processor backs off by itself.
         self.client = redis.Redis.from_url(self.url, **self._client_options(Retry(NoBackoff(), 0)))
         self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis, Any] | None = None
-        self._pending: list[tuple[list[Message], asyncio.Future[None]]] = []
-        self._flushing = False
-        self._flush_task: asyncio.Task[None] | None = None
+        self._publishing = GroupCommit(self._send)
         self._group_ready = False
         self._own_pending = True  # a processor restarted under a fixed name resumes its own
         self._claim_cursor = "0-0"
@@ -116,15 +140,8 @@ class RedisQueue(Queue):
         """Append one request's messages, all or none. Requests that arrive while a round
         trip is in flight go together in the next one (a pipeline of one script call per
         request), so concurrent requests share round trips as the db queue shares commits."""
-        if not messages:
-            return
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((messages, future))
-        if not self._flushing:
-            self._flushing = True
-            self._flush_task = loop.create_task(self._flush())
-        await future
+        if messages:
+            await self._publishing.submit(messages)
 
     def _script_args(self, messages: list[Message]) -> list[Any]:
         args: list[Any] = [self.max_length, sum(len(m.event_ids) for m in messages)]
@@ -133,44 +150,24 @@ class RedisQueue(Queue):
                 m.application_id,
                 m.kind,
                 m.received_at.isoformat(),
-                orjson.dumps(m.event_ids),
+                _encode_json(m.event_ids),
                 m.body,
             ]
         return args
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                group, self._pending = self._pending, []
-                try:
-                    replies = await self._send(group)
-                except redis.RedisError as exc:
-                    replies = [QueueUnavailable(f"Redis: {exc}")] * len(group)
-                for (_, future), reply in zip(group, replies, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(reply, Exception):
-                        future.set_exception(
-                            reply
-                            if isinstance(reply, QueueUnavailable)
-                            else QueueUnavailable(f"Redis: {reply}")
-                        )
-                    elif not reply:
-                        future.set_exception(QueueUnavailable("the queue is full"))
-                    else:
-                        future.set_result(None)
-        finally:
-            self._flushing = False
-
-    async def _send(self, group: list[tuple[list[Message], asyncio.Future[None]]]) -> list[Any]:
+    async def _send(self, requests: list[list[Message]]) -> list[Exception | None]:
+        """One round trip: the publish script once per request, pipelined."""
         client, script = self._async_client()
         keys = [self.stream, self.received_key]
-        if len(group) == 1:
-            return [await script(keys=keys, args=self._script_args(group[0][0]))]
-        async with client.pipeline(transaction=False) as pipe:
-            for messages, _ in group:
-                await script(keys=keys, args=self._script_args(messages), client=pipe)
-            return await pipe.execute(raise_on_error=False)
+        with redis_errors_as_unavailable():
+            if len(requests) == 1:
+                replies = [await script(keys=keys, args=self._script_args(requests[0]))]
+            else:
+                async with client.pipeline(transaction=False) as pipe:
+                    for messages in requests:
+                        await script(keys=keys, args=self._script_args(messages), client=pipe)
+                    replies = await pipe.execute(raise_on_error=False)
+        return [_outcome(reply) for reply in replies]
 
     # Processor side (blocking).
 
@@ -190,11 +187,13 @@ class RedisQueue(Queue):
                 self._acknowledge([eid for eid, _ in entries])
 
     def _take(self, limit: int) -> list[tuple[str, dict[bytes, bytes]]]:
-        try:
+        # On failure the reply may be lost while the entries were handed out.
+        with redis_errors_as_unavailable(self._may_hold_entries):
             return self._with_group(self._take_entries, limit)
-        except redis.RedisError as exc:
-            self._own_pending = True  # the reply may be lost while the entries were handed out
-            raise QueueUnavailable(f"Redis: {exc}") from exc
+
+    def _may_hold_entries(self) -> None:
+        """Look at this consumer's own pending entries first on the next take."""
+        self._own_pending = True
 
     def _take_entries(self, limit: int) -> list[tuple[str, dict[bytes, bytes]]]:
         if self._own_pending:
@@ -249,12 +248,10 @@ class RedisQueue(Queue):
 
     def _acknowledge(self, ids: list[str]) -> None:
         """Acknowledge and delete together, so that no acknowledged entry stays behind."""
-        try:
+        # On failure the store has the batch anyway; it comes again (and changes nothing)
+        # once Redis is back.
+        with redis_errors_as_unavailable(self._may_hold_entries):
             self._drop(ids)
-        except redis.RedisError as exc:
-            # The store has the batch; it comes again (and changes nothing) once Redis is back.
-            self._own_pending = True
-            raise QueueUnavailable(f"Redis: {exc}") from exc
 
     def _drop(self, ids: list[str]) -> None:
         if not ids:
@@ -291,12 +288,12 @@ class RedisQueue(Queue):
                 application_id=int(fields[b"application_id"]),
                 kind=fields[b"kind"].decode(),
                 received_at=datetime.fromisoformat(fields[b"received_at"].decode()),
-                event_ids=orjson.loads(fields[b"event_ids"]),
+                event_ids=_decode_json(fields[b"event_ids"]),
                 body=fields[b"body"],
                 queue_id=entry_id,
                 delivery_key=f"{self.stream}/{entry_id}",
             )
-        except (KeyError, ValueError, orjson.JSONDecodeError):
+        except (KeyError, ValueError):  # msgspec.DecodeError is a ValueError
             # Not written by The Eye; kept as an error record rather than blocking the queue.
             log.error("stream entry %s is not a queued request", entry_id)
             return Message(
@@ -304,7 +301,7 @@ class RedisQueue(Queue):
                 kind=INVALID_BODY,
                 received_at=utcnow(),
                 event_ids=[],
-                body=orjson.dumps({k.decode(errors="replace"): repr(v) for k, v in fields.items()}),
+                body=_encode_json({k.decode(errors="replace"): repr(v) for k, v in fields.items()}),
                 queue_id=entry_id,
                 delivery_key=f"{self.stream}/{entry_id}",
             )
@@ -315,32 +312,24 @@ class RedisQueue(Queue):
         return self.depth() > 0
 
     def depth(self) -> int:
-        try:
+        with redis_errors_as_unavailable():
             return self.client.xlen(self.stream)
-        except redis.RedisError as exc:
-            raise QueueUnavailable(f"Redis: {exc}") from exc
 
     def oldest_received_at(self) -> datetime | None:
-        try:
+        with redis_errors_as_unavailable():
             first = self.client.xrange(self.stream, count=1)
-        except redis.RedisError as exc:
-            raise QueueUnavailable(f"Redis: {exc}") from exc
         if not first:
             return None
         received_at = first[0][1].get(b"received_at")
         return datetime.fromisoformat(received_at.decode()) if received_at else None
 
     def received_total(self) -> int:
-        try:
+        with redis_errors_as_unavailable():
             return int(self.client.get(self.received_key) or 0)
-        except redis.RedisError as exc:
-            raise QueueUnavailable(f"Redis: {exc}") from exc
 
     def ping(self) -> None:
-        try:
+        with redis_errors_as_unavailable():
             self.client.ping()
-        except redis.RedisError as exc:
-            raise QueueUnavailable(f"Redis: {exc}") from exc
 
     def close(self) -> None:
         self.client.close()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from the_eye.store import stats
-from the_eye.store.queries import EVENT_COLUMNS
+from the_eye.store.queries import EVENT_FIELDS
 from the_eye.store.sessions import lock_sessions, recount_sessions
 from the_eye.store.tables import events
 
@@ -25,12 +25,14 @@ class EventIdTaken(ValueError):
 def lock_event(conn: Connection, row_id: int) -> Any:
     """The event with this server id, locked until the transaction ends, or None."""
     return conn.execute(
-        sa.select(*EVENT_COLUMNS).where(events.c.id == row_id).with_for_update()
+        sa.select(*EVENT_FIELDS).where(events.c.id == row_id).with_for_update()
     ).first()
 
 
 def change_event(conn: Connection, current: Any, values: dict[str, Any], now: datetime) -> Any:
-    """Write new `values` over the (locked) event `current`; return the changed row."""
+    """Write the row `values` over the (locked) event `current`; return the changed row.
+
+    `values` is a checked event's row; its application and receipt time are `current`'s."""
     if values["event_id"] != current.event_id:
         taken = conn.execute(
             sa.select(events.c.id).where(
@@ -49,7 +51,7 @@ def change_event(conn: Connection, current: Any, values: dict[str, Any], now: da
                 sa.update(events)
                 .where(events.c.id == current.id)
                 .values(**values)
-                .returning(*EVENT_COLUMNS)
+                .returning(*EVENT_FIELDS)
             ).one()
     except sa.exc.IntegrityError:
         # An event with that key was stored between the look-up and the update.
@@ -64,7 +66,7 @@ def change_event(conn: Connection, current: Any, values: dict[str, Any], now: da
 def remove_event(conn: Connection, row_id: int) -> Any:
     """Delete one event and recount its session; return the deleted row, or None."""
     deleted = conn.execute(
-        sa.delete(events).where(events.c.id == row_id).returning(*EVENT_COLUMNS)
+        sa.delete(events).where(events.c.id == row_id).returning(*EVENT_FIELDS)
     ).first()
     if deleted is None:
         return None

@@ -122,15 +122,6 @@ def create_token(conn: Connection, name: str, scope: str) -> str:
     return token
 
 
-def revoke_token(conn: Connection, token: str) -> bool:
-    result = conn.execute(
-        api_tokens.update()
-        .where(api_tokens.c.token_hash == hash_secret(token))
-        .values(active=False)
-    )
-    return result.rowcount > 0
-
-
 def token_scope(conn: Connection, token: str) -> str | None:
     return conn.execute(
         sa.select(api_tokens.c.scope).where(

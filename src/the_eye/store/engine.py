@@ -50,7 +50,7 @@ def load_json(text: str | bytes):
 
 def dump_json(value) -> str:
     """JSON text for a JSON column. msgspec, which decoded the event, encodes whatever it
-    decoded (integers beyond 64 bits included, which orjson refuses)."""
+    decoded (integers beyond 64 bits included, which some JSON libraries refuse)."""
     return _json_encoder.encode(value).decode()
 
 

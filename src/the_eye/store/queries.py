@@ -9,8 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from the_eye.store import stats
-from the_eye.store.sessions import lock_sessions
 from the_eye.store.tables import applications, counters, errors, events, sessions
 
 
@@ -39,7 +37,7 @@ EVENTS_OLDEST_FIRST = Keyset(events.c.timestamp, events.c.id, descending=False)
 SESSIONS_NEWEST_FIRST = Keyset(sessions.c.created_at, sessions.c.id, descending=True)
 ERRORS_NEWEST_FIRST = Keyset(errors.c.received_at, errors.c.id, descending=True)
 
-EVENT_COLUMNS = (
+EVENT_FIELDS = (
     events.c.id,
     events.c.event_id,
     events.c.session_id,
@@ -98,7 +96,7 @@ def select_events(
     timestamp_gte: datetime | None = None,
     timestamp_lte: datetime | None = None,
 ) -> sa.Select[Any]:
-    stmt = sa.select(*EVENT_COLUMNS)
+    stmt = sa.select(*EVENT_FIELDS)
     for column, value in (
         (events.c.session_id, session),
         (events.c.category, category),
@@ -118,7 +116,7 @@ def select_events(
 
 
 def get_event(conn: Connection, event_id: int) -> Any:
-    return conn.execute(sa.select(*EVENT_COLUMNS).where(events.c.id == event_id)).first()
+    return conn.execute(sa.select(*EVENT_FIELDS).where(events.c.id == event_id)).first()
 
 
 def select_sessions(
@@ -145,41 +143,38 @@ def get_session(conn: Connection, session_id: str) -> Any:
     return conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
 
 
-def delete_session(conn: Connection, session_id: str) -> bool:
-    """Erase a session and every event of it; False when there was no such session.
+@dataclass(slots=True, frozen=True)
+class ErrorFilter:
+    """Which errors a list or a bulk replay takes; a field left None does not filter."""
 
-    The session's row is locked first, as processors lock it when they add events: an event
-    committed meanwhile is then seen, and erased too, instead of outliving its session."""
-    lock_sessions(conn, [session_id])
-    erased = conn.execute(
-        sa.delete(events)
-        .where(events.c.session_id == session_id)
-        .returning(events.c.application_id, events.c.category, events.c.name, events.c.timestamp)
-    ).all()
-    stats.count_events(conn, erased, -1)
-    return conn.execute(sa.delete(sessions).where(sessions.c.id == session_id)).rowcount > 0
+    reason: str | None = None
+    application_id: int | None = None
+    received_at_gte: datetime | None = None
+    received_at_lte: datetime | None = None
+    replayed: bool | None = None
 
 
-def select_errors(
-    *,
-    reason: str | None = None,
-    application_id: int | None = None,
-    received_at_gte: datetime | None = None,
-    received_at_lte: datetime | None = None,
-    replayed: bool | None = None,
-) -> sa.Select[Any]:
+def select_errors(where: ErrorFilter) -> sa.Select[Any]:
+    """The errors `where` matches, without their payloads."""
     stmt = sa.select(*ERROR_LIST_COLUMNS)
-    if reason is not None:
-        stmt = stmt.where(errors.c.reason == reason)
-    if application_id is not None:
-        stmt = stmt.where(errors.c.application_id == application_id)
-    if received_at_gte is not None:
-        stmt = stmt.where(errors.c.received_at >= received_at_gte)
-    if received_at_lte is not None:
-        stmt = stmt.where(errors.c.received_at <= received_at_lte)
-    if replayed is not None:
-        stmt = stmt.where(errors.c.replayed == replayed)
+    if where.reason is not None:
+        stmt = stmt.where(errors.c.reason == where.reason)
+    if where.application_id is not None:
+        stmt = stmt.where(errors.c.application_id == where.application_id)
+    if where.received_at_gte is not None:
+        stmt = stmt.where(errors.c.received_at >= where.received_at_gte)
+    if where.received_at_lte is not None:
+        stmt = stmt.where(errors.c.received_at <= where.received_at_lte)
+    if where.replayed is not None:
+        stmt = stmt.where(errors.c.replayed == where.replayed)
     return stmt
+
+
+def count_errors(conn: Connection, where: ErrorFilter) -> int:
+    """How many errors `where` matches (what a bulk replay with it goes through)."""
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(select_errors(where).subquery())
+    ).scalar_one()
 
 
 def get_error(conn: Connection, error_id: int) -> Any:

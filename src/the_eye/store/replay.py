@@ -7,45 +7,25 @@ ON CONFLICT DO NOTHING on the idempotency key, so replaying twice stores once.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from the_eye.store import queries, stats
+from the_eye.store import dialect, stats
+from the_eye.store.queries import ErrorFilter, select_errors
 from the_eye.store.tables import errors, events
 from the_eye.store.writes import WriteResult, bump_counters, upsert_sessions
 
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
-
-@dataclass(slots=True, frozen=True)
-class ErrorFilter:
-    """Which errors a bulk replay takes: the filters of `GET /errors/`."""
-
-    reason: str | None = None
-    application_id: int | None = None
-    received_at_gte: datetime | None = None
-    received_at_lte: datetime | None = None
-    replayed: bool | None = None
-
-    def select(self) -> sa.Select[Any]:
-        return queries.select_errors(**asdict(self)).add_columns(errors.c.payload)
-
-
-def count_errors(conn: Connection, where: ErrorFilter) -> int:
-    return conn.execute(
-        sa.select(sa.func.count()).select_from(where.select().subquery())
-    ).scalar_one()
+def _with_payloads(where: ErrorFilter) -> sa.Select[Any]:
+    return select_errors(where).add_columns(errors.c.payload)
 
 
 def lock_errors(conn: Connection, where: ErrorFilter, after_id: int, limit: int) -> list[Any]:
     """The next `limit` matching errors by id after `after_id`, locked, with payloads."""
     return conn.execute(
-        where.select()
+        _with_payloads(where)
         .where(errors.c.id > after_id)
         .order_by(errors.c.id)
         .limit(limit)
@@ -54,8 +34,9 @@ def lock_errors(conn: Connection, where: ErrorFilter, after_id: int, limit: int)
 
 
 def lock_error(conn: Connection, error_id: int) -> Any:
+    """The error with this id, locked, with its payload; or None."""
     return conn.execute(
-        ErrorFilter().select().where(errors.c.id == error_id).with_for_update()
+        _with_payloads(ErrorFilter()).where(errors.c.id == error_id).with_for_update()
     ).first()
 
 
@@ -68,7 +49,7 @@ def store_replayed(conn: Connection, passed: list[tuple[Any, dict[str, Any]]]) -
     if not passed:
         return {}
     stmt = (
-        _INSERTS[conn.dialect.name](events)
+        dialect.insert(conn, events)
         .on_conflict_do_nothing(index_elements=["application_id", "event_id"])
         .returning(
             events.c.id,

@@ -94,7 +94,3 @@ def purge_empty_sessions(
     # An event may have arrived since the count was read: recount before deleting.
     recount_sessions(conn, empty)
     return delete_empty_sessions(conn, empty), empty[-1]
-
-
-def drop_empty_slots(conn: Connection, cutoff: datetime) -> None:
-    stats.drop_empty_slots(conn, cutoff)

@@ -1,10 +1,11 @@
-"""Sessions' counters recomputed from their events, for writes that move or remove events.
+"""Writes of sessions: made ahead of their events, erased, or recounted from their events.
 
 Processors only ever add events, so they fold them into sessions with atomic increments.
 Edits, deletes and purges may take events away, so they lock the sessions they touch and
 recount them from the events in the same transaction: a processor adding an event to the
 same session either commits before the lock is granted (and is counted) or waits for it
-and then adds its increment to the recounted row.
+and then adds its increment to the recounted row. A session is erased the same way: locked
+first, so that no event committed meanwhile outlives it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from the_eye.store import dialect, stats
 from the_eye.store.tables import events, sessions
-
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def lock_sessions(conn: Connection, ids: Iterable[str], create_at: datetime | None = None) -> None:
@@ -31,7 +30,7 @@ def lock_sessions(conn: Connection, ids: Iterable[str], create_at: datetime | No
     if not ordered:
         return
     if create_at is not None:
-        _create(conn, ordered, create_at)
+        create_sessions(conn, ordered, create_at)
     conn.execute(
         sa.select(sessions.c.id)
         .where(sessions.c.id.in_(ordered))
@@ -40,14 +39,33 @@ def lock_sessions(conn: Connection, ids: Iterable[str], create_at: datetime | No
     ).all()
 
 
-def _create(conn: Connection, ordered: list[str], now: datetime) -> None:
+def create_sessions(conn: Connection, ids: Iterable[str], now: datetime) -> None:
+    """Make the sessions of these ids that do not exist yet, with no events, created `now`."""
+    ordered = sorted(set(ids))
+    if not ordered:
+        return
     conn.execute(
-        _INSERTS[conn.dialect.name](sessions).on_conflict_do_nothing(index_elements=["id"]),
+        dialect.insert(conn, sessions).on_conflict_do_nothing(index_elements=["id"]),
         [
             {"id": i, "first_seen": None, "last_seen": None, "event_count": 0, "created_at": now}
             for i in ordered
         ],
     )
+
+
+def delete_session(conn: Connection, session_id: str) -> bool:
+    """Erase a session and every event of it; False when there was no such session.
+
+    The session's row is locked first, as processors lock it when they add events: an event
+    committed meanwhile is then seen, and erased too, instead of outliving its session."""
+    lock_sessions(conn, [session_id])
+    erased = conn.execute(
+        sa.delete(events)
+        .where(events.c.session_id == session_id)
+        .returning(events.c.application_id, events.c.category, events.c.name, events.c.timestamp)
+    ).all()
+    stats.count_events(conn, erased, -1)
+    return conn.execute(sa.delete(sessions).where(sessions.c.id == session_id)).rowcount > 0
 
 
 def recount_sessions(conn: Connection, ids: Iterable[str]) -> None:

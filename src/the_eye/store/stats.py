@@ -18,17 +18,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from the_eye.store import dialect
 from the_eye.store.tables import error_counts, errors, event_counts, events
 
 EPOCH = datetime(1970, 1, 1)
 ONE_MINUTE = timedelta(minutes=1)
 BUCKET_MINUTES = {"minute": 1, "hour": 60, "day": 1440}
 WIDTHS = (1440, 60, 1)  # the slots kept, widest first
-
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def minute_of(moment: datetime) -> int:
@@ -44,7 +42,7 @@ def _upsert(conn: Connection, table: sa.Table, keys: list[str], amounts: Counter
     rows = [dict(zip(keys, key, strict=True), count=n) for key, n in sorted(amounts.items()) if n]
     if not rows:
         return
-    stmt = _INSERTS[conn.dialect.name](table)
+    stmt = dialect.insert(conn, table)
     # Sorted rows: concurrent writers take the row locks in one order and never deadlock.
     conn.execute(
         stmt.on_conflict_do_update(

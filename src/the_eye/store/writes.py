@@ -12,15 +12,12 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from the_eye.store import stats
+from the_eye.store import dialect, stats
 from the_eye.store.engine import dump_json
-from the_eye.store.tables import counters, errors, sessions
+from the_eye.store.tables import counters, errors
 from the_eye.timestamps import utcnow
-
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 @dataclass(slots=True)
@@ -32,13 +29,10 @@ class WriteResult:
     errored: int
 
 
-def _insert(conn: Connection, table: sa.Table):
-    return _INSERTS[conn.dialect.name](table)
-
-
 # The processor's two statements per batch are written as plain SQL: building and binding
 # Core constructs row by row cost more than SQLite's own work (profiled on 100,000 events).
-EVENT_COLUMNS = (
+# The columns they fill, in the order of their parameters.
+INSERTED_EVENT_COLUMNS = (
     "application_id",
     "event_id",
     "session_id",
@@ -49,10 +43,6 @@ EVENT_COLUMNS = (
     "received_at",
 )
 ROWS_PER_INSERT = 500
-
-
-def _marks(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -106,7 +96,7 @@ def _insert_events_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[
     """PostgreSQL: one array per column and a short statement, which the driver parses once
     (a multi-row VALUES statement is parsed again in Python at every execution)."""
     sql = (
-        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM unnest("
+        f"INSERT INTO events ({', '.join(INSERTED_EVENT_COLUMNS)}) SELECT * FROM unnest("
         "%b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]::jsonb[],"
         " %b::timestamp[], %b::timestamp[])" + _ON_CONFLICT + _RETURNING
     )
@@ -126,8 +116,8 @@ def _insert_events_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[
 def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
     """SQLite: multi-row VALUES, a few hundred rows a statement."""
     as_time, as_json = _binders(conn)
-    mark = _marks(conn)
-    one_row = "(" + ", ".join([mark] * len(EVENT_COLUMNS)) + ")"
+    mark = dialect.param_mark(conn)
+    one_row = "(" + ", ".join([mark] * len(INSERTED_EVENT_COLUMNS)) + ")"
     inserted: list[Any] = []
     for start in range(0, len(rows), ROWS_PER_INSERT):
         chunk = rows[start : start + ROWS_PER_INSERT]
@@ -144,7 +134,7 @@ def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> list[
                 as_time(row["received_at"]),
             )
         sql = (
-            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
+            f"INSERT INTO events ({', '.join(INSERTED_EVENT_COLUMNS)}) VALUES "
             + ", ".join([one_row] * len(chunk))
             + _ON_CONFLICT
             + _RETURNING
@@ -179,7 +169,7 @@ def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
         return
     as_time, _ = _binders(conn)
     now = as_time(utcnow())
-    m = _marks(conn)
+    m = dialect.param_mark(conn)
     sql = (
         "INSERT INTO sessions (id, first_seen, last_seen, event_count, created_at) "
         f"VALUES ({m}, {m}, {m}, {m}, {m}) ON CONFLICT (id) DO UPDATE SET "
@@ -214,7 +204,7 @@ def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> int:
             if "\x00" in row[key]:
                 row[key] = row[key].replace("\x00", "\ufffd")
     stmt = (
-        _insert(conn, errors)
+        dialect.insert(conn, errors)
         # Either key may repeat: the delivery (a message delivered twice) or the event's
         # idempotency key (a client retrying an invalid event); both leave one record.
         .on_conflict_do_nothing()
@@ -241,18 +231,4 @@ def bump_counters(conn: Connection, result: WriteResult) -> None:
         sa.update(counters)
         .where(counters.c.name.in_(list(amounts)))
         .values(value=counters.c.value + sa.case(amounts, value=counters.c.name, else_=0))
-    )
-
-
-def session_create(conn: Connection, session_id: str, now: datetime) -> None:
-    """Register a session the server named, before any event arrives for it."""
-    conn.execute(
-        _insert(conn, sessions).on_conflict_do_nothing(index_elements=["id"]),
-        {
-            "id": session_id,
-            "first_seen": None,
-            "last_seen": None,
-            "event_count": 0,
-            "created_at": now,
-        },
     )

@@ -9,6 +9,7 @@ from the_eye.api.auth import AdminAccess
 from the_eye.api.pagination import RowId, iso
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
+from the_eye.api.state import state_of
 from the_eye.store import credentials, queries
 
 router = APIRouter(tags=["applications"], dependencies=[AdminAccess])
@@ -41,7 +42,7 @@ def application_json(app: credentials.Application) -> dict:
 
 @router.get("/applications/", summary="List applications")
 def list_applications(request: Request) -> JSONBody:
-    with request.app.state.engine.connect() as conn:
+    with state_of(request).engine.connect() as conn:
         rows = queries.list_applications(conn)
     apps = [
         credentials.Application(r.id, r.name, r.active, r.created_at, strict=r.strict) for r in rows
@@ -53,7 +54,7 @@ def list_applications(request: Request) -> JSONBody:
 def create_application(request: Request, body: NewApplication) -> JSONBody:
     """The answer holds the write key; it is never shown again."""
     try:
-        with request.app.state.engine.begin() as conn:
+        with state_of(request).engine.begin() as conn:
             app = credentials.create_application(conn, body.name, body.strict)
     except credentials.NameTaken as exc:
         raise ApiError(409, "conflict", str(exc)) from None
@@ -62,28 +63,31 @@ def create_application(request: Request, body: NewApplication) -> JSONBody:
 
 @router.patch("/applications/{app_id}/", summary="Change an application's strict mode")
 def change_application(request: Request, app_id: RowId, body: ApplicationChanges) -> JSONBody:
-    with request.app.state.engine.begin() as conn:
+    state = state_of(request)
+    with state.engine.begin() as conn:
         app = credentials.set_strict(conn, app_id, body.strict)
     if app is None:
         raise not_found("application")
-    request.app.state.schemas.refresh(force=True)
+    state.checker.refresh(force=True)
     return JSONBody(application_json(app))
 
 
 @router.post("/applications/{app_id}/rotate-key/", summary="Replace an application's write key")
 def rotate_key(request: Request, app_id: RowId) -> JSONBody:
-    with request.app.state.engine.begin() as conn:
+    state = state_of(request)
+    with state.engine.begin() as conn:
         app = credentials.rotate_write_key(conn, app_id)
     if app is None:
         raise not_found("application")
-    request.app.state.write_keys.forget()
+    state.write_keys.forget()
     return JSONBody(application_json(app))
 
 
 @router.delete("/applications/{app_id}/", status_code=204, summary="Revoke an application's key")
 def revoke(request: Request, app_id: RowId) -> Response:
-    with request.app.state.engine.begin() as conn:
+    state = state_of(request)
+    with state.engine.begin() as conn:
         if not credentials.revoke_application(conn, app_id):
             raise not_found("application")
-    request.app.state.write_keys.forget()
+    state.write_keys.forget()
     return Response(status_code=204)

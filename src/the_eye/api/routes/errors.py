@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -17,8 +17,8 @@ from the_eye.api.pagination import (
 )
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
-from the_eye.processor import replay
-from the_eye.processor.checks import Limits
+from the_eye.api.state import state_of
+from the_eye.services import replay
 from the_eye.store import queries
 
 router = APIRouter(tags=["errors"], dependencies=[ReadAccess])
@@ -48,8 +48,9 @@ class ErrorFilters:
     received_at__lte: str | None = None
     replayed: bool | None = None
 
-    def where(self, application_id: int | None) -> replay.ErrorFilter:
-        return replay.ErrorFilter(
+    def where(self, application_id: int | None) -> queries.ErrorFilter:
+        """The store's filter for these query parameters and the application's id."""
+        return queries.ErrorFilter(
             self.reason,
             application_id,
             time_filter(self.received_at__gte, "received_at__gte"),
@@ -71,14 +72,14 @@ def list_errors(
         cursor,
         limit,
         filters.application,
-        lambda app_id: queries.select_errors(**asdict(filters.where(app_id))),
+        lambda app_id: queries.select_errors(filters.where(app_id)),
         error_json,
     )
 
 
 @router.get("/errors/{error_id}/", summary="One error, with the raw payload")
 def get_error(request: Request, error_id: RowId) -> JSONBody:
-    with request.app.state.engine.connect() as conn:
+    with state_of(request).engine.connect() as conn:
         row = queries.get_error(conn, error_id)
         if row is None:
             raise not_found("error")
@@ -95,22 +96,14 @@ def replay_errors(request: Request, filters: ErrorFilters = Depends()) -> JSONBo
     """Runs the matching errors' raw events through processing again, in batches, with the
     schemas in force now. Those that pass become events; the others keep their record with
     the new reason; whole-body and already replayed errors are skipped."""
-    state = request.app.state
+    state = state_of(request)
     app_id = None
     if filters.application is not None:
         with state.engine.connect() as conn:
             app_id = queries.application_id(conn, filters.application)
         if app_id is None:
             return JSONBody({"replayed": 0, "still_failing": 0, "skipped": 0})
-    where = filters.where(app_id)
-    state.schemas.refresh(force=True)
-    counts = replay.replay_errors(
-        state.engine,
-        where,
-        limits=Limits.of(state.settings),
-        schema_check=state.schemas.check,
-        refresh=state.schemas.refresh,
-    )
+    counts = replay.replay_errors(state.engine, filters.where(app_id), state.checker)
     return JSONBody(
         {
             "replayed": counts.replayed,
@@ -124,15 +117,9 @@ def replay_errors(request: Request, filters: ErrorFilters = Depends()) -> JSONBo
 def replay_error(request: Request, error_id: RowId) -> JSONBody:
     """Answers the error as it is afterwards, with `outcome`: `replayed` (see
     `replayed_event`), `still_failing` (see the new `reason`) or `already_replayed`."""
-    state = request.app.state
-    state.schemas.refresh(force=True)
+    state = state_of(request)
     try:
-        outcome = replay.replay_error(
-            state.engine,
-            error_id,
-            limits=Limits.of(state.settings),
-            schema_check=state.schemas.check,
-        )
+        outcome = replay.replay_error(state.engine, error_id, state.checker)
     except replay.ErrorNotFound:
         raise not_found("error") from None
     if outcome.outcome == "not_replayable":

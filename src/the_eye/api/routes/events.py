@@ -17,8 +17,8 @@ from the_eye.api.pagination import (
 )
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
-from the_eye.processor import corrections
-from the_eye.processor.checks import Limits
+from the_eye.api.state import state_of
+from the_eye.services import corrections
 from the_eye.store import queries
 
 router = APIRouter(tags=["events"], dependencies=[ReadAccess])
@@ -88,7 +88,7 @@ def list_events(
 
 @router.get("/events/{event_id}/", summary="One event")
 def get_event(request: Request, event_id: RowId) -> JSONBody:
-    with request.app.state.engine.connect() as conn:
+    with state_of(request).engine.connect() as conn:
         row = queries.get_event(conn, event_id)
         if row is None:
             raise not_found("event")
@@ -113,17 +113,9 @@ def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBo
             "unsupported_media_type",
             "Send the edit as a JSON object, with `Content-Type: application/json`.",
         )
-    state = request.app.state
-    state.schemas.refresh(force=True)
+    state = state_of(request)
     try:
-        row = corrections.edit_event(
-            state.engine,
-            event_id,
-            body,
-            replace=replace,
-            limits=Limits.of(state.settings),
-            schema_check=state.schemas.check,
-        )
+        row = corrections.edit_event(state.engine, event_id, body, state.checker, replace=replace)
     except corrections.EventNotFound:
         raise not_found("event") from None
     except corrections.EditInvalid as exc:
@@ -159,7 +151,7 @@ def put_event(request: Request, event_id: RowId, body: Any = Body(examples=[PUT_
 )
 def delete_event(request: Request, event_id: RowId) -> Response:
     try:
-        corrections.delete_event(request.app.state.engine, event_id)
+        corrections.delete_event(state_of(request).engine, event_id)
     except corrections.EventNotFound:
         raise not_found("event") from None
     return Response(status_code=204)

@@ -16,7 +16,6 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +23,9 @@ from starlette.types import Receive, Scope, Send
 
 from the_eye.api.auth import CachedLookup, credential_from_header
 from the_eye.api.openapi import INGEST_OPENAPI, segment_openapi
-from the_eye.api.problems import ApiError
+from the_eye.api.problems import ApiError, part_unavailable, unavailable
+from the_eye.api.responses import encode_json
+from the_eye.api.state import state_of
 from the_eye.config import Settings
 from the_eye.queue import EVENTS, INVALID_BODY, Message, Queue, QueueUnavailable
 from the_eye.segment_wire import BATCH, CALLS, MessageTooLarge, read_segment_body, segment_kind
@@ -32,7 +33,7 @@ from the_eye.timestamps import utcnow
 from the_eye.wire import BodyRejected, client_event_id, decode_body, events_in, write_key_in
 
 router = APIRouter(tags=["ingest"])
-log = logging.getLogger("the_eye.api")
+log = logging.getLogger(__name__)
 
 # Server-made event ids: a random per-process prefix and a counter, unique without a
 # system call per request.
@@ -78,12 +79,14 @@ async def read_body(
     return body
 
 
-def _unavailable(reason: str) -> ApiError:
-    return ApiError(
-        503,
-        "unavailable",
-        f"The queue cannot take events now ({reason}); nothing was accepted, retry later.",
-        headers={"Retry-After": "1"},
+# A queue that refused a request may take it a moment later (a full one drains), and
+# clients back off further by themselves while it keeps refusing.
+QUEUE_RETRY_AFTER = 1
+
+
+def _queue_unavailable(reason: str) -> ApiError:
+    return unavailable(
+        f"The queue cannot take events now ({reason}); nothing was accepted", QUEUE_RETRY_AFTER
     )
 
 
@@ -123,7 +126,7 @@ class EyeEvents(BodyFormat):
         return [client_event_id(raw) for raw in events_in(document)], write_key_in(document)
 
     def answer(self, event_ids: list[str]) -> bytes:
-        return orjson.dumps({"accepted": len(event_ids), "event_ids": event_ids})
+        return encode_json({"accepted": len(event_ids), "event_ids": event_ids})
 
 
 class SegmentCall(BodyFormat):
@@ -179,7 +182,7 @@ class Ingest:
         try:
             await self.queue.publish([message])
         except QueueUnavailable as exc:
-            raise _unavailable(str(exc)) from None
+            raise _queue_unavailable(str(exc)) from None
 
     async def accept(
         self,
@@ -234,25 +237,13 @@ class Ingest:
                     return
 
         body_format = INGEST_PATHS.get(scope["path"], EYE_EVENTS)
-        extra: list[tuple[bytes, bytes]] = []
         try:
             status, body = body_format.status, await self.accept(headers, chunks(), body_format)
-        except ApiError as exc:
-            status, body = exc.status, error_body(exc)
-            extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+            extra: list[tuple[bytes, bytes]] = []
         except ClientGone:
             return  # half a body is not a request: nothing queued, nobody to answer
-        except DBAPIError as exc:
-            # The store (a write-key lookup) is down or busy: come back later.
-            log.warning("ingest unavailable: %s", exc)
-            status, body = 503, error_body(_unavailable("the store is unreachable"))
-            extra = [(b"retry-after", b"5")]
-        except Exception:
-            log.exception("ingest failed")
-            status, extra = 500, []
-            body = error_body(
-                ApiError(500, "internal_error", "The Eye failed to take this request.")
-            )
+        except Exception as exc:
+            status, body, extra = _error_answer(exc)
         origin = headers.get("origin")
         if origin and (origin in self.cors_origins or "*" in self.cors_origins):
             extra += [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
@@ -274,11 +265,19 @@ class ClientGone(Exception):
     """The client disconnected before its body had arrived."""
 
 
-def error_body(exc: ApiError) -> bytes:
-    error = {"code": exc.code, "message": exc.message}
-    if exc.details is not None:
-        error["details"] = exc.details
-    return orjson.dumps({"error": error})
+def _error_answer(exc: Exception) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The status, body and extra headers that answer a request `accept` failed."""
+    if isinstance(exc, ApiError):
+        error = exc
+    elif isinstance(exc, DBAPIError):
+        # The store (a write-key lookup) is down or busy: come back later.
+        log.warning("ingest unavailable: %s", exc)
+        error = part_unavailable("store")
+    else:
+        log.exception("ingest failed", exc_info=exc)
+        error = ApiError(500, "internal_error", "The Eye failed to take this request.")
+    headers = [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
+    return error.status, encode_json(error.body()), headers
 
 
 @router.post(
@@ -289,13 +288,13 @@ def error_body(exc: ApiError) -> bytes:
     response_class=Response,
 )
 async def ingest(request: Request) -> Response:
-    body = await request.app.state.ingest.accept(request.headers, request.stream())
+    body = await state_of(request).ingest.accept(request.headers, request.stream())
     return Response(body, status_code=202, media_type="application/json")
 
 
 def _segment_endpoint(body_format: SegmentCall):
     async def segment(request: Request) -> Response:
-        body = await request.app.state.ingest.accept(request.headers, request.stream(), body_format)
+        body = await state_of(request).ingest.accept(request.headers, request.stream(), body_format)
         return Response(body, status_code=200, media_type="application/json")
 
     return segment

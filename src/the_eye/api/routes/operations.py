@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from the_eye.api.problems import error_response
+from the_eye.api.problems import OUTAGE_RETRY_AFTER, unavailable
 from the_eye.api.responses import JSONBody
+from the_eye.api.state import AppState, state_of
 from the_eye.store import queries
 from the_eye.timestamps import utcnow
 
@@ -28,7 +29,7 @@ async def health() -> JSONBody:
 
 @router.get("/ready/", summary="The store and the queue are reachable")
 def ready(request: Request):
-    state = request.app.state
+    state = state_of(request)
     checks = {}
     for part, probe in (("store", lambda: _ping_store(state)), ("queue", state.queue.ping)):
         try:
@@ -38,22 +39,23 @@ def ready(request: Request):
             checks[part] = f"unavailable: {type(exc).__name__}"
     if all(v == "ok" for v in checks.values()):
         return JSONBody({"status": "ready", **checks})
-    return error_response(
-        503, "unavailable", "The Eye cannot reach its store or queue.", checks, {"Retry-After": "5"}
-    )
+    return unavailable(
+        "The Eye cannot reach its store or queue", OUTAGE_RETRY_AFTER, checks
+    ).response()
 
 
-def _ping_store(state) -> None:
+def _ping_store(state: AppState) -> None:
     with state.engine.connect() as conn:
         queries.application_names(conn)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(await run_in_threadpool(render_metrics, request.app.state))
+    return PlainTextResponse(await run_in_threadpool(render_metrics, state_of(request)))
 
 
-def render_metrics(state) -> str:
+def render_metrics(state: AppState) -> str:
+    """The Prometheus text of the counters, the queue's depth and the processing lag."""
     with state.engine.connect() as conn:
         values = queries.counter_values(conn)
     values["received"] = state.queue.received_total()

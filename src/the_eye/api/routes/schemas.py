@@ -11,7 +11,9 @@ from the_eye.api.auth import AdminAccess, ReadAccess
 from the_eye.api.pagination import iso
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
-from the_eye.processor.schemas import SchemaInvalid, register_schema
+from the_eye.api.state import state_of
+from the_eye.processor.schemas import SchemaInvalid
+from the_eye.services.schemas import register_schema
 from the_eye.store import schemas as store
 
 router = APIRouter(tags=["schemas"])
@@ -49,12 +51,13 @@ def schema_json(row) -> dict:
 def create_schema(request: Request, body: NewSchema) -> JSONBody:
     """The new version supersedes the type's previous ones at once for new events (processors
     notice it within a few seconds)."""
+    state = state_of(request)
     try:
-        with request.app.state.engine.begin() as conn:
+        with state.engine.begin() as conn:
             row = register_schema(conn, body.category, body.name, body.json_schema)
     except SchemaInvalid as exc:
         raise ApiError(400, "invalid_schema", exc.message, exc.details) from None
-    request.app.state.schemas.refresh(force=True)
+    state.checker.refresh(force=True)
     return JSONBody(schema_json(row), status_code=201)
 
 
@@ -62,7 +65,7 @@ def create_schema(request: Request, body: NewSchema) -> JSONBody:
     "/schemas/", summary="The version in force of every event type", dependencies=[ReadAccess]
 )
 def list_schemas(request: Request) -> JSONBody:
-    with request.app.state.engine.connect() as conn:
+    with state_of(request).engine.connect() as conn:
         rows = store.newest_versions(conn)
     return JSONBody({"results": [schema_json(r) for r in rows], "next": None})
 
@@ -73,7 +76,7 @@ def list_schemas(request: Request) -> JSONBody:
     dependencies=[ReadAccess],
 )
 def schema_versions(request: Request, category: str, name: str) -> JSONBody:
-    with request.app.state.engine.connect() as conn:
+    with state_of(request).engine.connect() as conn:
         rows = store.versions_of(conn, category, name)
     if not rows:
         raise ApiError(404, "not_found", f"No schema is registered for ({category!r}, {name!r}).")

@@ -17,9 +17,10 @@ from the_eye.api.pagination import (
 from the_eye.api.problems import not_found
 from the_eye.api.responses import JSONBody
 from the_eye.api.routes.events import list_events_page
+from the_eye.api.state import state_of
 from the_eye.store import queries
+from the_eye.store import sessions as store
 from the_eye.store.engine import write_transaction
-from the_eye.store.writes import session_create
 from the_eye.timestamps import utcnow
 
 router = APIRouter(tags=["sessions"])
@@ -40,8 +41,8 @@ def session_json(row) -> dict:
 def create_session(request: Request) -> JSONBody:
     """For applications that let The Eye choose their session ids."""
     session_id = str(uuid.uuid4())
-    with request.app.state.engine.begin() as conn:
-        session_create(conn, session_id, utcnow())
+    with state_of(request).engine.begin() as conn:
+        store.create_sessions(conn, [session_id], utcnow())
     return JSONBody({"id": session_id}, status_code=201)
 
 
@@ -71,7 +72,7 @@ def list_sessions(
 
 @router.get("/sessions/{session_id}/", summary="One session", dependencies=[ReadAccess])
 def get_session(request: Request, session_id: str) -> JSONBody:
-    with request.app.state.engine.connect() as conn:
+    with state_of(request).engine.connect() as conn:
         row = queries.get_session(conn, session_id)
     if row is None:
         raise not_found("session")
@@ -96,7 +97,7 @@ def session_events(
     dependencies=[AdminAccess],
 )
 def delete_session(request: Request, session_id: str) -> Response:
-    with write_transaction(request.app.state.engine) as conn:
-        if not queries.delete_session(conn, session_id):
+    with write_transaction(state_of(request).engine) as conn:
+        if not store.delete_session(conn, session_id):
             raise not_found("session")
     return Response(status_code=204)

@@ -12,6 +12,7 @@ from the_eye.api.auth import ReadAccess
 from the_eye.api.pagination import iso, time_filter
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
+from the_eye.api.state import state_of
 from the_eye.store import queries
 from the_eye.store.stats import BUCKET_MINUTES, Stats, read_stats, start_of
 
@@ -87,7 +88,7 @@ def stats(
         "application": application,
         "bucket": bucket,
     }
-    with request.app.state.engine.connect() as conn:
+    with state_of(request).engine.connect() as conn:
         app_id = None
         if application is not None:
             app_id = queries.application_id(conn, application)

@@ -7,44 +7,36 @@ Everything started is stopped, and the temporary directory removed, however the 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import platform
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from the_eye import __version__
-from the_eye.bench.generator import BodyFile, write_bodies
-from the_eye.bench.lag import LagPlan, LagResult, measure_lag
-from the_eye.bench.launch import (
-    eye_env,
-    limit_app_command,
-    serve_command,
-    serve_details,
-    worker_command,
-)
-from the_eye.bench.load import LoadGenerator, LoadSpec, open_generator
-from the_eye.bench.metrics import Counters, read_counters
-from the_eye.bench.processes import ProcessMemory, ServerProcess, free_port
-from the_eye.bench.queries import QueryLatency, measure_queries
-from the_eye.bench.report import Report
-from the_eye.bench.seed import (
-    SeededStore,
-    create_credentials,
-    revoke_credentials,
-    seed_store,
-)
 from the_eye.config import Settings
+from the_eye.store.engine import create_engine
+from the_eye.store.migrate import migrate
+from the_eye.timestamps import utcnow
+from the_eye_bench.lag import LagPlan, LagResult, measure_lag
+from the_eye_bench.launch import eye_env, limit_app_command, serve_command, serve_details
+from the_eye_bench.metrics import Counters, read_counters
+from the_eye_bench.processes import EyeProcess, ProcessMemory, free_port, the_eye_command
+from the_eye_bench.queries import QueryLatency, measure_queries
+from the_eye_bench.report import Report
+from the_eye_bench.seed import SeededStore, create_credentials, revoke_credentials, seed_store
+from the_eye_bench.traffic import BodyFile, write_bodies
+from the_eye_bench.wrk import Load, Wrk
 
 CONNECTIONS = 64
 BATCH_EVENTS = 100
 STEADY_EVENTS_PER_S = 2_000
 STEADY_EVENTS_PER_BODY = 10
+LAG_CONNECTIONS = 8
 LAG_PROBES_PER_S = 10
 
 
@@ -58,13 +50,13 @@ class Progress(Protocol):
 
 @dataclass(slots=True)
 class BenchOptions:
-    """What to run: the profile, how big, which generator, how many processes."""
+    """What to run: the profile, how big, how many processes, with which wrk."""
 
     profile: str
     quick: bool
     e2e_events: int
     store_events: int
-    generator: str
+    wrk: str
     workers: int
     processors: int
     database_url: str | None = None
@@ -118,26 +110,25 @@ class BenchRun:
             queue_url = options.queue_url or "db"
 
             self.progress.phase("writing request bodies")
-            now = datetime.utcnow()
+            now = utcnow()
             single = write_bodies(work / "single.txt", 20_000, 1, now, seed=1)
             batch = write_bodies(work / "batch.txt", 400, BATCH_EVENTS, now, seed=2)
             steady = write_bodies(work / "steady.txt", 1_000, STEADY_EVENTS_PER_BODY, now, seed=4)
-            generator = open_generator(options.generator, work, report.cpu)
-            stack.callback(generator.close)
-            report.generator = generator.name
+            wrk = Wrk(options.wrk, work, report.cpu)
+            report.generator = wrk.name
 
             # The store comes first, so that an unreachable database fails the run at once.
             seeded = self._seed(stack, database_url, queue_url, now)
 
             self.progress.phase("limit: empty ASGI app under uvicorn")
-            report.limit_rps = self._limit(stack, generator, single, work)
+            report.limit_rps = self._limit(stack, wrk, single, work)
 
             servers = self._start_eye(stack, work, database_url, queue_url)
             base = read_counters(options.host, self.port)
             queries = self._queries(seeded)
-            failed = {"single": self._single(generator, single, base)}
-            e2e, failed["batch"] = self._e2e(generator, batch)
-            lag = self._lag(steady, base)
+            failed = {"single": self._single(wrk, single, base)}
+            e2e, failed["batch"] = self._e2e(wrk, batch)
+            lag = self._lag(wrk, steady, base)
             failed["steady"] = lag.failed_requests
             errored = read_counters(options.host, self.port).errored - base.errored
 
@@ -149,10 +140,10 @@ class BenchRun:
             report.details = {
                 "profile": options.profile,
                 "quick": options.quick,
-                "generator_detail": generator.detail,
+                "generator_detail": wrk.detail,
                 "connections": CONNECTIONS,
                 "serve": serve_details(options.profile, options.workers, options.processors),
-                "limit_app": "the_eye.bench.limit_app under uvicorn with the serve options",
+                "limit_app": "the_eye_bench.limit_app under uvicorn with the serve options",
                 "event_bytes_mean": round(single.mean_event_bytes, 1),
                 "batch_events_per_request": BATCH_EVENTS,
                 **e2e,
@@ -182,31 +173,37 @@ class BenchRun:
     def _queries(self, seeded: SeededStore) -> QueryLatency:
         self.progress.phase("queries: session timelines and time ranges")
         options, report = self.options, self.report
-        queries = asyncio.run(
-            measure_queries(options.host, self.port, self.token, seeded, options.query_samples)
+        queries = measure_queries(
+            options.host, self.port, self.token, seeded, options.query_samples
         )
         report.query_session_ms, report.query_range_ms = queries.session_ms, queries.range_ms
         return queries
 
-    def _single(self, generator: LoadGenerator, single: BodyFile, base: Counters) -> int:
+    def _single(self, wrk: Wrk, single: BodyFile, base: Counters) -> int:
         """One event per request as fast as it is answered; returns the failed requests."""
         self.progress.phase("single: one event per request")
-        result = generator.run(self._spec(single, self.options.load_seconds))
+        result = wrk.run(self._load(single, self.options.load_seconds))
         report = self.report
         report.single_rps = result.rps
         report.single_p50_ms, report.single_p99_ms = result.p50_ms, result.p99_ms
         self._wait_settled(base, "single: processing what was accepted")
         return result.failed + result.socket_errors
 
-    def _lag(self, steady: BodyFile, base: Counters) -> LagResult:
+    def _lag(self, wrk: Wrk, steady: BodyFile, base: Counters) -> LagResult:
         self.progress.phase(f"lag: steady {STEADY_EVENTS_PER_S:,} events/s with probes")
-        lag = asyncio.run(measure_lag(self._lag_plan(steady)))
+        load = replace(
+            self._load(steady, self.options.lag_seconds),
+            connections=LAG_CONNECTIONS,
+            requests_per_s=STEADY_EVENTS_PER_S / STEADY_EVENTS_PER_BODY,
+        )
+        plan = LagPlan(load, STEADY_EVENTS_PER_BODY, self.token, LAG_PROBES_PER_S)
+        lag = measure_lag(wrk, plan)
         self.report.lag_p99_ms = lag.p99_ms
         self._wait_settled(base, "lag: processing what was accepted")
         return lag
 
-    def _spec(self, bodies: BodyFile, duration: float) -> LoadSpec:
-        return LoadSpec(
+    def _load(self, bodies: BodyFile, duration: float) -> Load:
+        return Load(
             self.options.host,
             self.port,
             "/events/",
@@ -216,17 +213,15 @@ class BenchRun:
             duration,
         )
 
-    def _limit(
-        self, stack: ExitStack, generator: LoadGenerator, bodies: BodyFile, work: Path
-    ) -> float:
+    def _limit(self, stack: ExitStack, wrk: Wrk, bodies: BodyFile, work: Path) -> float:
         options = self.options
         self.port = free_port(options.host)
         command = limit_app_command(options.host, self.port, options.workers)
-        limit = ServerProcess("the limit app", command, dict(os.environ), work / "limit.log")
+        limit = EyeProcess("the limit app", command, dict(os.environ), work / "limit.log")
         stack.callback(limit.stop)
         limit.start()
         limit.wait_http(options.host, self.port, "/")
-        result = generator.run(self._spec(bodies, options.load_seconds))
+        result = wrk.run(self._load(bodies, options.load_seconds))
         limit.stop()
         return result.rps
 
@@ -234,9 +229,6 @@ class BenchRun:
         self, stack: ExitStack, database_url: str, queue_url: str, now: datetime
     ) -> SeededStore:
         """Migrate, make the bench's credentials, write the history the queries run over."""
-        from the_eye.store.engine import create_engine
-        from the_eye.store.migrate import migrate
-
         total = self.options.store_events
         self.progress.phase(f"seeding the store with {total:,} events", total=total)
         engine = create_engine(Settings(database_url=database_url, queue_url=queue_url))
@@ -250,7 +242,7 @@ class BenchRun:
 
     def _start_eye(
         self, stack: ExitStack, work: Path, database_url: str, queue_url: str
-    ) -> list[tuple[ServerProcess, tuple[str, str]]]:
+    ) -> list[tuple[EyeProcess, tuple[str, str]]]:
         """`the-eye serve`, and in production `the-eye worker`s beside it, ready to measure."""
         options = self.options
         self.progress.phase("starting The Eye")
@@ -259,14 +251,14 @@ class BenchRun:
         command = serve_command(
             options.profile, options.host, self.port, options.workers, options.processors
         )
-        serve = ServerProcess("the-eye serve", command, env, work / "serve.log")
+        serve = EyeProcess("the-eye serve", command, env, work / "serve.log")
         stack.callback(serve.stop)
         serve.start()
         servers = [(serve, ("supervisor", "processor"))]
         if options.profile == "production":
             for i in range(options.processors):
                 log = work / f"worker{i}.log"
-                worker = ServerProcess(f"the-eye worker {i}", worker_command(), env, log)
+                worker = EyeProcess(f"the-eye worker {i}", the_eye_command("worker"), env, log)
                 stack.callback(worker.stop)
                 worker.start()
                 servers.append((worker, ("worker", "worker")))
@@ -275,7 +267,7 @@ class BenchRun:
             worker.check_alive()
         return servers
 
-    def _e2e(self, generator: LoadGenerator, batch: BodyFile) -> tuple[dict[str, object], int]:
+    def _e2e(self, wrk: Wrk, batch: BodyFile) -> tuple[dict[str, object], int]:
         """Send batches until `e2e_events` are accepted, then wait until all are stored."""
         options, report = self.options, self.report
         target = options.e2e_events
@@ -289,7 +281,7 @@ class BenchRun:
             long_enough = time.perf_counter() - started >= options.e2e_min_seconds
             return received >= target and long_enough
 
-        result = generator.run(self._spec(batch, options.e2e_cap_seconds), stop_when=enough)
+        result = wrk.run(self._load(batch, options.e2e_cap_seconds), stop_when=enough)
         first_request = time.perf_counter() - result.duration_s
         report.batch_events_per_s = result.ok * BATCH_EVENTS / result.duration_s
         settled_at, complete, counters = self._wait_settled(
@@ -329,21 +321,6 @@ class BenchRun:
                 return time.perf_counter(), False, counters
             # Often enough to time the end of e2e closely, seldom enough not to load the server.
             time.sleep(0.05)
-
-    def _lag_plan(self, steady: BodyFile) -> LagPlan:
-        from the_eye.bench.generator import read_bodies
-
-        return LagPlan(
-            host=self.options.host,
-            port=self.port,
-            write_key=self.write_key,
-            token=self.token,
-            bodies=read_bodies(steady.path),
-            events_per_body=steady.events_per_body,
-            events_per_s=STEADY_EVENTS_PER_S,
-            duration=self.options.lag_seconds,
-            probes_per_s=LAG_PROBES_PER_S,
-        )
 
 
 def _memory_json(memory: ProcessMemory) -> dict[str, object]:

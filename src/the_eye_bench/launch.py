@@ -6,26 +6,20 @@ import os
 import sys
 from typing import Any
 
-from the_eye.bench.limit_app import SERVE_UVICORN_OPTIONS
+from the_eye.api.app import SERVER_OPTIONS
+from the_eye_bench.processes import the_eye_command
 
 
 def eye_env(database_url: str, queue_url: str) -> dict[str, str]:
     """The environment of every process of The Eye we start: ours, pointed at the bench's store."""
-    env = dict(os.environ)
-    env.update(
-        THE_EYE_DATABASE_URL=database_url,
-        THE_EYE_QUEUE_URL=queue_url,
-        # Logs go to a file we read while the process runs (to tell API processes apart).
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return {**os.environ, "THE_EYE_DATABASE_URL": database_url, "THE_EYE_QUEUE_URL": queue_url}
 
 
 def limit_app_command(host: str, port: int, workers: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "the_eye.bench.limit_app",
+        "the_eye_bench.limit_app",
         f"--host={host}",
         f"--port={port}",
         f"--workers={workers}",
@@ -42,11 +36,7 @@ def serve_arguments(profile: str, workers: int, processors: int) -> list[str]:
 
 def serve_command(profile: str, host: str, port: int, workers: int, processors: int) -> list[str]:
     arguments = serve_arguments(profile, workers, processors)
-    return [sys.executable, "-m", "the_eye", *arguments, f"--host={host}", f"--port={port}"]
-
-
-def worker_command() -> list[str]:
-    return [sys.executable, "-m", "the_eye", "worker"]
+    return the_eye_command(*arguments, f"--host={host}", f"--port={port}")
 
 
 def serve_details(profile: str, workers: int, processors: int) -> dict[str, Any]:
@@ -55,7 +45,7 @@ def serve_details(profile: str, workers: int, processors: int) -> dict[str, Any]
         "command": " ".join(["the-eye", *serve_arguments(profile, workers, processors)]),
         "workers": workers,
         "processors": processors,
-        "uvicorn": SERVE_UVICORN_OPTIONS,
+        "uvicorn": SERVER_OPTIONS,
     }
     if profile == "production":
         details["worker_processes"] = processors

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+
+from the_eye.config import get_settings
+from the_eye_bench.runner import BenchOptions, BenchRun
+from the_eye_bench.wrk import WRK_MISSING
 
 PROFILES = ("embedded", "production")
 
@@ -42,14 +48,6 @@ PROFILES = ("embedded", "production")
     help="Also write the report as JSON to this file.",
 )
 @click.option(
-    "--generator",
-    type=click.Choice(("auto", "wrk", "python")),
-    default="auto",
-    show_default=True,
-    help="Load generator: wrk (`apt-get install wrk`) or our own multi-process one; "
-    "auto takes wrk when it is on PATH.",
-)
-@click.option(
     "--workers",
     type=click.IntRange(1),
     default=1,
@@ -69,21 +67,15 @@ def bench(
     store_events: int | None,
     quick: bool,
     json_path: Path | None,
-    generator: str,
     workers: int,
     processors: int,
 ) -> None:
     """Start The Eye on a fresh database, load it over HTTP on 127.0.0.1, report the numbers.
 
-    Measures the keys of issue 3: limit_rps, single_rps/p50/p99, batch_events_per_s,
-    e2e_events_per_s, lag_p99_ms, query_session_ms, query_range_ms, rss_mb. Every process
-    it starts is stopped at the end, also on Ctrl-C.
+    Measures limit_rps, single_rps/p50/p99, batch_events_per_s, e2e_events_per_s,
+    lag_p99_ms, query_session_ms, query_range_ms and rss_mb, sending the load with wrk.
+    Every process it starts is stopped at the end, also on Ctrl-C.
     """
-    from rich.console import Console
-
-    from the_eye.bench.runner import BenchOptions, BenchRun
-    from the_eye.config import get_settings
-
     database_url = queue_url = None
     if profile == "production":
         settings = get_settings()
@@ -99,16 +91,18 @@ def bench(
             raise click.UsageError(
                 "the production profile needs PostgreSQL and Redis: "
                 + "; ".join(problems)
-                + ". The PostgreSQL and Redis backends are being built now; until they land, "
-                "use --profile embedded. The production profile writes its test data to the "
-                "database it is given, so point it at a throwaway one."
+                + ". It writes its test data to the database it is given, so point it at a "
+                "throwaway one."
             )
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise click.ClickException(WRK_MISSING)
     options = BenchOptions(
         profile=profile,
         quick=quick,
         e2e_events=events or (30_000 if quick else 200_000),
         store_events=store_events or (100_000 if quick else 1_000_000),
-        generator=generator,
+        wrk=wrk,
         workers=workers,
         processors=processors,
         database_url=database_url,

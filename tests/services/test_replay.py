@@ -8,9 +8,12 @@ import sqlalchemy as sa
 
 from tests.consistency import assert_rollups_match_rows, assert_sessions_match_events
 from tests.helpers import count_rows, make_event
+from the_eye.processor.checker import EventChecker
 from the_eye.processor.checks import Limits
-from the_eye.processor.replay import ErrorFilter, ReplayCounts, count_matching, replay_errors
-from the_eye.processor.schemas import SchemaRegistry, register_schema
+from the_eye.processor.schemas import SchemaRegistry
+from the_eye.services.replay import ReplayCounts, replay_errors
+from the_eye.services.schemas import register_schema
+from the_eye.store.queries import ErrorFilter, count_errors
 from the_eye.store.tables import errors, events
 
 
@@ -18,7 +21,7 @@ def make_errors(engine, sender, processor, n: int) -> None:
     """`n` schema_violation errors, then a schema version under which they all pass."""
     with engine.begin() as conn:
         register_schema(conn, "page interaction", "pageview", {"required": ["path"]})
-    processor.schemas.refresh(force=True)
+    processor.checker.refresh(force=True)
     for start in range(0, n, 1000):
         batch = [
             make_event(session=f"s-{i % 97}", event_id=f"e-{i}", data={"host": "h"})
@@ -32,13 +35,10 @@ def make_errors(engine, sender, processor, n: int) -> None:
 
 
 def replay(engine, batch_size=500, progress=None) -> ReplayCounts:
-    registry = SchemaRegistry(engine)
-    registry.refresh(force=True)
     return replay_errors(
         engine,
         ErrorFilter(reason="schema_violation"),
-        limits=Limits(),
-        schema_check=registry.check,
+        EventChecker(Limits(), SchemaRegistry(engine)),
         batch_size=batch_size,
         progress=progress,
     )
@@ -48,7 +48,8 @@ def test_bulk_replay_of_10000_errors_goes_in_batches_and_stores_each_once(
     engine, sender, processor
 ):
     make_errors(engine, sender, processor, 10_000)
-    assert count_matching(engine, ErrorFilter(reason="schema_violation")) == 10_000
+    with engine.connect() as conn:
+        assert count_errors(conn, ErrorFilter(reason="schema_violation")) == 10_000
     seen: list[int] = []
     counts = replay(engine, batch_size=1000, progress=lambda c: seen.append(c.done))
     assert (counts.replayed, counts.still_failing, counts.skipped) == (10_000, 0, 0)

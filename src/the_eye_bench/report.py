@@ -1,4 +1,4 @@
-"""The benchmark's result: the keys of issue 3, how they were measured, a table and a JSON file."""
+"""The benchmark's result: its numbers, how they were measured, a table and a JSON file."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Report:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The issue's keys at the top level, rounded, then the details beside them."""
+        """The numbers at the top level, rounded, then the details beside them."""
         data = asdict(self)
         details = data.pop("details")
         rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in data.items()}
@@ -44,7 +44,7 @@ class Report:
         table = Table(title=self._title(), title_justify="left")
         table.add_column("metric")
         table.add_column("value", justify="right")
-        table.add_column("target (issue 3)", justify="right")
+        table.add_column("target", justify="right")
         table.add_column("how")
         for name, value, target, met, how in self._rows():
             mark = "" if met is None else (" [green]ok[/]" if met else " [red]missed[/]")

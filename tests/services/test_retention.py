@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from tests.consistency import assert_rollups_match_rows, assert_sessions_match_events
-from the_eye.processor.retention import PurgeCounts, cutoff_for, purge
+from the_eye.services.retention import PurgeCounts, cutoff_for, purge
+from the_eye.store.sessions import create_sessions
 from the_eye.store.tables import errors, events, sessions
-from the_eye.store.writes import session_create, store_errors, store_events
+from the_eye.store.writes import store_errors, store_events
 
 CUTOFF = datetime(2021, 1, 10)
 TINY = timedelta(microseconds=1)
@@ -63,8 +64,8 @@ def test_purge_removes_exactly_what_is_older_than_the_cutoff(engine, creds):
     with engine.begin() as conn:
         store_events(conn, rows)
         store_errors(conn, old_errors + new_errors)
-        session_create(conn, "never-used-old", CUTOFF - timedelta(days=2))
-        session_create(conn, "never-used-new", CUTOFF + timedelta(hours=1))
+        create_sessions(conn, ["never-used-old"], CUTOFF - timedelta(days=2))
+        create_sessions(conn, ["never-used-new"], CUTOFF + timedelta(hours=1))
     with engine.connect() as conn:
         keep_events = set(
             conn.execute(sa.select(events.c.id).where(events.c.timestamp >= CUTOFF)).scalars()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from the_eye.bench.processes import http_get
+from the_eye_bench.processes import http_get
 
 
 @dataclass(slots=True)

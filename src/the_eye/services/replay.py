@@ -5,6 +5,9 @@ marked replayed with a link to it; one that fails again keeps its record with th
 reason. Whole-body errors (`invalid_json`, `processing_failed`) hold no single event and
 are skipped. Bulk replay walks the matching errors by id in batches, each in its own
 short transaction, so memory and lock times stay bounded whatever their number.
+
+A replay checks with the rules in force when it starts (the checker is refreshed at once),
+and picks up newer ones between batches.
 """
 
 from __future__ import annotations
@@ -16,18 +19,13 @@ from typing import Any
 import msgspec
 from sqlalchemy.engine import Engine
 
-from the_eye.processor.checks import Limits, SchemaCheck, ValidEvent, check_event
+from the_eye.processor.checker import EventChecker
+from the_eye.processor.checks import ValidEvent
 from the_eye.store.engine import write_transaction
-from the_eye.store.replay import (
-    ErrorFilter,
-    count_errors,
-    lock_error,
-    lock_errors,
-    store_replayed,
-    store_still_failing,
-)
+from the_eye.store.queries import ErrorFilter
+from the_eye.store.replay import lock_error, lock_errors, store_replayed, store_still_failing
 
-__all__ = ["ErrorFilter", "ReplayCounts", "ReplayOutcome", "replay_error", "replay_errors"]
+__all__ = ["ErrorNotFound", "ReplayCounts", "ReplayOutcome", "replay_error", "replay_errors"]
 
 DEFAULT_BATCH = 500
 
@@ -61,7 +59,7 @@ def _replayable(error: Any) -> bool:
 
 
 def sort_out(
-    rows: list[Any], limits: Limits, schema_check: SchemaCheck | None
+    rows: list[Any], checker: EventChecker
 ) -> tuple[list[tuple[Any, dict]], list[tuple[Any, dict]], list[Any]]:
     """Check each error's raw event again: (passed with event rows, failing with new reasons,
     skipped). Pure: no I/O."""
@@ -75,25 +73,9 @@ def sort_out(
         except msgspec.DecodeError:
             skipped.append(error)
             continue
-        outcome = check_event(
-            raw, error.event_id, error.received_at, limits, schema_check, error.application_id
-        )
+        outcome = checker.check(raw, error.event_id, error.received_at, error.application_id)
         if isinstance(outcome, ValidEvent):
-            passed.append(
-                (
-                    error,
-                    {
-                        "application_id": error.application_id,
-                        "event_id": outcome.event_id,
-                        "session_id": outcome.session_id,
-                        "category": outcome.category,
-                        "name": outcome.name,
-                        "data": outcome.data,
-                        "timestamp": outcome.timestamp,
-                        "received_at": error.received_at,
-                    },
-                )
-            )
+            passed.append((error, outcome.row()))
         else:
             new = {"reason": outcome.reason, "message": outcome.message, "details": outcome.details}
             failing.append((error, new))
@@ -103,26 +85,23 @@ def sort_out(
 def replay_errors(
     engine: Engine,
     where: ErrorFilter,
+    checker: EventChecker,
     *,
-    limits: Limits,
-    schema_check: SchemaCheck | None,
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[ReplayCounts], None] | None = None,
-    refresh: Callable[[], None] | None = None,
 ) -> ReplayCounts:
-    """Replay every error `where` matches, `batch_size` at a time; call `progress` after each
-    batch and `refresh` (to pick up new schema versions) before each."""
+    """Replay every error `where` matches, `batch_size` at a time, and call `progress` after
+    each batch."""
+    checker.refresh(force=True)
     counts = ReplayCounts()
     after = 0
     while True:
-        if refresh is not None:
-            refresh()
         with write_transaction(engine) as conn:
             rows = lock_errors(conn, where, after, batch_size)
             if not rows:
                 return counts
             after = rows[-1].id
-            passed, failing, skipped = sort_out(rows, limits, schema_check)
+            passed, failing, skipped = sort_out(rows, checker)
             store_replayed(conn, passed)
             store_still_failing(conn, failing)
         counts.replayed += len(passed)
@@ -130,22 +109,16 @@ def replay_errors(
         counts.skipped += len(skipped)
         if progress is not None:
             progress(counts)
-
-
-def count_matching(engine: Engine, where: ErrorFilter) -> int:
-    """How many errors a bulk replay with this filter would go through."""
-    with engine.connect() as conn:
-        return count_errors(conn, where)
+        checker.refresh()  # new schema versions apply from the next batch on
 
 
 class ErrorNotFound(LookupError):
     """No error has that id."""
 
 
-def replay_error(
-    engine: Engine, error_id: int, *, limits: Limits, schema_check: SchemaCheck | None
-) -> ReplayOutcome:
-    """Replay one error."""
+def replay_error(engine: Engine, error_id: int, checker: EventChecker) -> ReplayOutcome:
+    """Replay one error; raises ErrorNotFound when no error has that id."""
+    checker.refresh(force=True)
     with write_transaction(engine) as conn:
         error = lock_error(conn, error_id)
         if error is None:
@@ -154,7 +127,7 @@ def replay_error(
             return ReplayOutcome("already_replayed", error.replayed_event_id)
         if not _replayable(error):
             return ReplayOutcome("not_replayable")
-        passed, failing, _ = sort_out([error], limits, schema_check)
+        passed, failing, _ = sort_out([error], checker)
         if passed:
             links = store_replayed(conn, passed)
             return ReplayOutcome("replayed", links[error.id])

@@ -3,7 +3,7 @@
 Served by uvicorn with the options `the-eye serve` uses, it measures what the server stack and
 the load generator cost on their own, so The Eye's numbers can be read against it.
 
-Run as `python -m the_eye.bench.limit_app --port P --workers N`.
+Run as `python -m the_eye_bench.limit_app --port P --workers N`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ import argparse
 from typing import Any
 
 from the_eye.api.app import SERVER_OPTIONS
-
-# The options `the-eye serve` passes to uvicorn.run, minus host/port/app.
-SERVE_UVICORN_OPTIONS: dict[str, Any] = SERVER_OPTIONS
 
 _BODY = b'{"accepted":1}'
 _START = {
@@ -51,12 +48,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     uvicorn.run(
-        "the_eye.bench.limit_app:app",
+        "the_eye_bench.limit_app:app",
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level="warning",
-        **SERVE_UVICORN_OPTIONS,
+        **SERVER_OPTIONS,
     )
 
 

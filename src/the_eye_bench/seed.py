@@ -18,14 +18,15 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from the_eye.bench.generator import FORM, PAGE, traffic
 from the_eye.store.credentials import (
     create_application,
     create_token,
+    hash_secret,
     revoke_application,
-    revoke_token,
 )
+from the_eye.store.tables import api_tokens
 from the_eye.store.writes import WriteResult, bump_counters, store_events
+from the_eye_bench.traffic import FORM, PAGE, traffic
 
 CHUNK = 10_000
 # About 5,000 events an hour whatever the size, so a one-hour page of a category is full.
@@ -57,7 +58,11 @@ def revoke_credentials(engine: Engine, credentials: BenchCredentials) -> None:
     """Leave a shared database with no working credential of the benchmark's."""
     with engine.begin() as conn:
         revoke_application(conn, credentials.application_id)
-        revoke_token(conn, credentials.token)
+        conn.execute(
+            api_tokens.update()
+            .where(api_tokens.c.token_hash == hash_secret(credentials.token))
+            .values(active=False)
+        )
 
 
 @dataclass(slots=True)

@@ -1,8 +1,9 @@
 """Corrections of stored events: an edit passes the same checks as a new event.
 
-The changed event is checked with `check_event` against the time The Eye first received
-it, with the rules in force now; then the store changes it and recounts the sessions it
-left and joined, all in one transaction.
+The changed event is checked by the process's `EventChecker` against the time The Eye
+first received it, with the rules in force now (the checker is refreshed at once); then the
+store changes it and recounts the sessions it left and joined, all in one transaction.
+PostgreSQL deadlocks with concurrent writers are retried; nothing is written on any error.
 """
 
 from __future__ import annotations
@@ -13,17 +14,11 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from the_eye.processor.checks import (
-    EventRejected,
-    Limits,
-    SchemaCheck,
-    ValidEvent,
-    check_event,
-    format_timestamp,
-)
+from the_eye.processor.checker import EventChecker
+from the_eye.processor.checks import EventRejected, ValidEvent
 from the_eye.store.corrections import EventIdTaken, change_event, lock_event, remove_event
 from the_eye.store.engine import write_transaction
-from the_eye.timestamps import utcnow
+from the_eye.timestamps import format_timestamp, utcnow
 
 __all__ = [
     "EditInvalid",
@@ -101,14 +96,14 @@ def edit_event(
     engine: Engine,
     row_id: int,
     changes: Any,
+    checker: EventChecker,
     *,
     replace: bool,
-    limits: Limits,
-    schema_check: SchemaCheck | None,
 ) -> Any:
     """Change event `row_id` (PATCH merges `changes`, PUT with `replace` replaces the fields);
     return the stored row. Raises EventNotFound, EditInvalid, EditRejected or EventIdTaken,
     and then nothing is written."""
+    checker.refresh(force=True)
 
     def work() -> Any:
         with write_transaction(engine) as conn:
@@ -116,25 +111,15 @@ def edit_event(
             if current is None:
                 raise EventNotFound(row_id)
             raw = edited_raw(current, changes, replace)
-            outcome = check_event(
+            outcome = checker.check(
                 raw,
                 raw["event_id"] if isinstance(raw["event_id"], str) else current.event_id,
                 current.received_at,
-                limits,
-                schema_check,
                 current.application_id,
             )
             if not isinstance(outcome, ValidEvent):
                 raise EditRejected(outcome)
-            values = {
-                "event_id": outcome.event_id,
-                "session_id": outcome.session_id,
-                "category": outcome.category,
-                "name": outcome.name,
-                "data": outcome.data,
-                "timestamp": outcome.timestamp,
-            }
-            return change_event(conn, current, values, utcnow())
+            return change_event(conn, current, outcome.row(), utcnow())
 
     return _retry_deadlocks(work)
 

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from the_eye.config import Settings
-from the_eye.store import retention
+from the_eye.store import retention, stats
 from the_eye.store.engine import create_engine, write_transaction
 from the_eye.timestamps import utcnow
 
-log = logging.getLogger("the_eye.retention")
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 1000
 INTERVAL_SECONDS = 3600
@@ -36,6 +36,7 @@ class PurgeCounts:
 
 
 def cutoff_for(days: int, now: datetime | None = None) -> datetime:
+    """The moment `days` days before `now` (by default, the present)."""
     return (now or utcnow()) - timedelta(days=days)
 
 
@@ -76,7 +77,7 @@ def purge(
         counts.sessions += n_sessions
         report()
     with write_transaction(engine) as conn:
-        retention.drop_empty_slots(conn, cutoff)
+        stats.drop_empty_slots(conn, cutoff)
     return counts
 
 
