@@ -43,7 +43,7 @@ def lock_error(conn: Connection, error_id: int) -> AnyRow | None:
     ).first()
 
 
-def store_replayed(conn: Connection, passed: list[tuple[Any, dict[str, Any]]]) -> dict[int, int]:
+def store_replayed(conn: Connection, passed: list[tuple[AnyRow, dict[str, Any]]]) -> dict[int, int]:
     """Store the events of errors that now pass and mark those errors replayed.
 
     `passed` pairs each (locked, not yet replayed) error row with its event row. Returns
@@ -94,7 +94,7 @@ def store_replayed(conn: Connection, passed: list[tuple[Any, dict[str, Any]]]) -
     return links
 
 
-def store_still_failing(conn: Connection, failing: list[tuple[Any, dict[str, Any]]]) -> None:
+def store_still_failing(conn: Connection, failing: list[tuple[AnyRow, dict[str, Any]]]) -> None:
     """Give errors that fail again their new reason, message and details.
 
     `failing` pairs each locked error row with its new {reason, message, details}.
