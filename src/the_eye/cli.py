@@ -91,6 +91,7 @@ def serve(host, port, workers, processors, no_processor) -> None:
             port=port or settings.port,
             workers=workers,
             log_level="info",
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             **SERVER_OPTIONS,
         )
     finally:
