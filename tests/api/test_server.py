@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import make_event
+from tests.helpers import make_event
 from tests.processes import ServeProcess, the_eye_env
 
 pytestmark = pytest.mark.slow

@@ -12,13 +12,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import make_event
 from tests.faults.hostile import attack
+from tests.helpers import make_event
 from tests.processes import ServeProcess, the_eye_env, wait_until
 from the_eye.config import Settings
 from the_eye.store.credentials import create_application
 from the_eye.store.engine import create_engine
-from the_eye.store.migrate import migrate
 from the_eye.store.tables import events
 
 pytestmark = pytest.mark.slow
@@ -29,10 +28,9 @@ ATTACK_SECONDS = 12
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator[tuple[Settings, sa.Engine]]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'the-eye.db'}", _env_file=None)
+def store(empty_store_url) -> Iterator[tuple[Settings, sa.Engine]]:
+    settings = Settings(database_url=empty_store_url("sqlite"), _env_file=None)
     engine = create_engine(settings)
-    migrate(engine)
     yield settings, engine
     engine.dispose()
 
