@@ -100,6 +100,7 @@ def serve(
             port=port or settings.port,
             workers=workers,
             log_level="info",
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             **SERVER_OPTIONS,
         )
     finally:

@@ -245,3 +245,44 @@ def test_application_lifecycle(server, admin):
     assert admin.delete(f"/applications/{app['id']}/").status_code == 204
     assert send(rotated["write_key"]) == 401
     assert admin.post("/applications/9999/rotate-key/").status_code == 404
+
+
+def test_next_links_do_not_follow_the_host_header(stored, reader):
+    page = reader.get(
+        "/events/",
+        params={"limit": 5, "category": "page interaction"},
+        headers={"Host": "evil.example"},
+    ).json()
+    assert page["next"].startswith("/events/?")
+    assert "evil.example" not in page["next"]
+    assert "category=page+interaction" in page["next"] and "limit=5" in page["next"]
+    following = reader.get(page["next"]).json()
+    assert following["results"] and following["results"][0] not in page["results"]
+
+
+def test_next_links_use_the_public_url_when_set():
+    from types import SimpleNamespace
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+
+    from the_eye.api.pagination import next_link
+    from the_eye.config import Settings
+
+    app = Starlette()
+    app.state.the_eye = SimpleNamespace(
+        settings=Settings(public_url="https://eye.example.com/", _env_file=None)
+    )
+    request = Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/errors/",
+            "query_string": b"reason=invalid_json&cursor=old",
+            "headers": [(b"host", b"evil.example")],
+            "app": app,
+        }
+    )
+    assert next_link(request, "new") == (
+        "https://eye.example.com/errors/?reason=invalid_json&cursor=new"
+    )

@@ -21,19 +21,22 @@ from the_eye.queue import Queue
 
 if TYPE_CHECKING:
     from the_eye.api.auth import CachedLookup
+    from the_eye.api.limits import RateLimiter
     from the_eye.api.routes.ingest import Ingest
 
 
 @dataclass(slots=True, frozen=True)
 class AppState:
-    """The settings, the store, the queue, the credential caches, the ingest endpoint and the
-    event checker (for edits and replays) of one API process."""
+    """The settings, the store, the queue, the credential caches, the failed authentications
+    by client address, the ingest endpoint and the event checker (for edits and replays) of
+    one API process."""
 
     settings: Settings
     engine: Engine
     queue: Queue
     write_keys: CachedLookup[int]
     api_tokens: CachedLookup[str]
+    auth_failures: RateLimiter
     ingest: Ingest
     checker: EventChecker
 

@@ -18,7 +18,15 @@ SEGMENT = "segment"
 
 
 class QueueUnavailable(RuntimeError):
-    """The queue cannot take messages now; the caller should answer 503 and retry later."""
+    """The queue cannot take messages now; the caller should answer 503 and retry later.
+
+    Its text is the detail for the log (it may name hosts and ports); `reason` is what a
+    client may be told.
+    """
+
+    def __init__(self, detail: str, reason: str = "it is busy or cannot be reached") -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 @dataclass(slots=True)

@@ -91,7 +91,7 @@ def _outcome(reply: Any) -> QueueUnavailable | None:
     if isinstance(reply, Exception):
         return QueueUnavailable(f"Redis: {reply}")
     if not reply:
-        return QueueUnavailable("the queue is full")
+        return QueueUnavailable("the queue is full", reason="it is full")
     return None
 
 
