@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.helpers import fetch_all, make_event
+from tests.helpers import LiveServer, client_as, fetch_all, make_event
 
 
 @pytest.fixture
@@ -260,29 +260,12 @@ def test_next_links_do_not_follow_the_host_header(stored, reader):
     assert following["results"] and following["results"][0] not in page["results"]
 
 
-def test_next_links_use_the_public_url_when_set():
-    from types import SimpleNamespace
-
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-
-    from the_eye.api.pagination import next_link
-    from the_eye.config import Settings
-
-    app = Starlette()
-    app.state.the_eye = SimpleNamespace(
-        settings=Settings(public_url="https://eye.example.com/", _env_file=None)
-    )
-    request = Request(
-        {
-            "type": "http",
-            "method": "GET",
-            "path": "/errors/",
-            "query_string": b"reason=invalid_json&cursor=old",
-            "headers": [(b"host", b"evil.example")],
-            "app": app,
-        }
-    )
-    assert next_link(request, "new") == (
-        "https://eye.example.com/errors/?reason=invalid_json&cursor=new"
-    )
+def test_next_links_use_the_public_url_when_set(settings, creds, sender, processor):
+    for i in range(3):
+        sender.post("/events/", json=make_event(event_id=f"p-{i}"))
+    processor.drain()
+    public = settings.model_copy(update={"public_url": "https://eye.example.com/"})
+    with LiveServer(public) as live, client_as(live, creds.read_token) as reader:
+        page = reader.get("/events/", params={"limit": 1}, headers={"host": "evil.example"})
+    assert page.status_code == 200, page.text
+    assert page.json()["next"].startswith("https://eye.example.com/events/?limit=1&cursor=")
