@@ -51,6 +51,7 @@ def test_errors_are_documented_as_they_are_answered(spec):
             assert "Retry-After" in responses["503"]["headers"], (method, path)
         if operation["x-scope"] != "none":
             assert "401" in responses, (method, path)
+            assert "Retry-After" in responses["429"]["headers"], (method, path)
 
 
 def test_each_operation_names_its_scope(spec):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from the_eye import __version__
 from the_eye.api import problems
 from the_eye.api.auth import api_tokens, write_keys
+from the_eye.api.limits import RateLimiter
 from the_eye.api.openapi import complete_document
 from the_eye.api.routes import (
     applications,
@@ -35,8 +37,14 @@ from the_eye.queue import open_queue
 from the_eye.segment_wire import CALLS
 from the_eye.store.engine import create_engine
 
-# How `the-eye serve` runs the app under uvicorn (the benchmark's ceiling app uses the same).
-SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False}
+# How `the-eye serve` runs the app under uvicorn (the benchmark's ceiling app uses the same):
+# uvicorn's httptools protocol with bounds on the time and size of a request's headers and
+# the time of its body (`the_eye.api.server`).
+SERVER_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "the_eye.api.server:BoundedHttpToolsProtocol",
+    "access_log": False,
+}
 
 # Paths that are exact, without the trailing slash every other path has: Segment's calls
 # are `/v1/track`, not `/v1/track/`.
@@ -87,13 +95,16 @@ def open_state(settings: Settings) -> AppState:
     engine = create_engine(settings)
     queue = open_queue(settings, engine)
     keys = write_keys(engine, settings.key_cache_seconds)
+    per_minute = settings.auth_failures_per_address
+    auth_failures = RateLimiter(per_minute / 60, per_minute)
     return AppState(
         settings=settings,
         engine=engine,
         queue=queue,
         write_keys=keys,
         api_tokens=api_tokens(engine, settings.key_cache_seconds),
-        ingest=Ingest(settings, queue, keys),
+        auth_failures=auth_failures,
+        ingest=Ingest(settings, queue, keys, auth_failures),
         checker=EventChecker.from_settings(settings, engine),
     )
 
@@ -116,12 +127,21 @@ def serve_docs(app: FastAPI) -> None:
         )
 
 
+class _TheEyeAPI(FastAPI):
+    """FastAPI, with the OpenAPI document completed by `api.openapi.complete_document`."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = complete_document(super().openapi())
+        return self.openapi_schema
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The Eye's ASGI application; `uvicorn --factory the_eye.api.app:create_app` serves it."""
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = open_state(settings)
         state.attach(app)
         try:
@@ -129,7 +149,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         finally:
             await state.aclose()
 
-    app = FastAPI(
+    app = _TheEyeAPI(
         title="The Eye",
         version=__version__,
         summary="Collects user-behaviour events and serves them to the data team.",
@@ -142,14 +162,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     for module in (ingest, events, sessions, errors, schemas, stats, applications, operations):
         app.include_router(module.router)
 
-    original_openapi = app.openapi
-
-    def openapi():
-        if app.openapi_schema is None:
-            app.openapi_schema = complete_document(original_openapi())
-        return app.openapi_schema
-
-    app.openapi = openapi
     serve_docs(app)
     if settings.cors_origin_list:
         app.add_middleware(

@@ -37,13 +37,20 @@ _SECURITY = {
     "read": [{"apiToken": ["read"]}],
     "admin": [{"apiToken": ["admin"]}],
 }
-_UNAUTHORIZED = "`unauthorized`: no credential, or an unknown or revoked one."
+_UNAUTHORIZED = (
+    "`unauthorized`: no credential, or an unknown or revoked one (ingest: a body too large "
+    "to carry its key inside, `THE_EYE_BODY_KEY_MAX_BYTES`, without it in the header)."
+)
 _FORBIDDEN = {
     "read": "`forbidden`: a write key, which can only send events.",
     "admin": "`forbidden`: a write key, or an API token without the admin scope.",
 }
 INVALID_REQUEST = "`invalid_request`: a parameter or the body does not match this document."
 UNAVAILABLE = "`unavailable`: the store or the queue is down or busy; see `Retry-After`."
+RATE_LIMITED = (
+    "`rate_limited`: too many failed authentications from this address "
+    "(`THE_EYE_AUTH_FAILURES_PER_ADDRESS`); see `Retry-After`."
+)
 RETRY_AFTER_HEADER = {
     "description": "Seconds to wait before trying again; the message says the same.",
     "schema": {"type": "integer", "minimum": 0},
@@ -55,8 +62,9 @@ class ErrorBody(BaseModel):
         description="What went wrong, for programs: `invalid_request`, `invalid_filter`, "
         "`invalid_cursor`, `invalid_json`, `invalid_schema`, `unauthorized`, `forbidden`, "
         "`not_found`, `method_not_allowed`, `conflict`, `not_replayable`, "
-        "`payload_too_large`, `unsupported_media_type`, `unsupported_encoding`, "
-        "`unavailable`, an event's error reason (edits), or `internal_error`."
+        "`payload_too_large`, `too_many_events`, `unsupported_media_type`, "
+        "`unsupported_encoding`, `rate_limited`, `unavailable`, an event's error reason "
+        "(edits), or `internal_error`."
     )
     message: str = Field(description="What went wrong, for people.")
     details: Any = Field(None, description="More about it, when there is more: the field at fault.")
@@ -126,6 +134,10 @@ class Accepted(BaseModel):
 
 _QUEUE_FULL = "`unavailable`: the queue or the store cannot take events now; see `Retry-After`."
 _ENCODING = "`unsupported_encoding`: a `Content-Encoding` other than gzip."
+_KEY_RATE_LIMITED = (
+    "`rate_limited`: too many requests for this write key (`THE_EYE_RATE_LIMIT_PER_KEY`), "
+    "or too many failed authentications from this address; see `Retry-After`."
+)
 
 
 def ingest_operation() -> dict[str, Any]:
@@ -167,8 +179,10 @@ def ingest_operation() -> dict[str, Any]:
                     400: "`invalid_json`: the body is not JSON, or not an object or an array "
                     "(also kept as an error record).",
                     413: "`payload_too_large`: the body is over `THE_EYE_MAX_BODY_BYTES` "
-                    "(after gzip decoding).",
+                    "(after gzip decoding); `too_many_events`: more events than "
+                    "`THE_EYE_MAX_EVENTS_PER_REQUEST`.",
                     415: _ENCODING,
+                    429: _KEY_RATE_LIMITED,
                     503: _QUEUE_FULL,
                 }
             ),
@@ -245,7 +259,9 @@ def segment_operation(call: str) -> dict[str, Any]:
                     400: "`invalid_json`: not JSON or not the right shape; `payload_too_large`: "
                     "a message over 32 KB or a batch over 500 KB (by default): Segment's SDKs "
                     "expect a `400` there.",
+                    413: "`too_many_events`: more messages than `THE_EYE_MAX_EVENTS_PER_REQUEST`.",
                     415: _ENCODING,
+                    429: _KEY_RATE_LIMITED,
                     503: _QUEUE_FULL,
                 }
             ),
@@ -341,6 +357,7 @@ def _complete_operation(operation: dict[str, Any], path: str) -> None:
             responses["400"] = error_answer(INVALID_REQUEST)
     if scope != "none":
         responses.setdefault("401", error_answer(_UNAUTHORIZED))
+        responses.setdefault("429", error_answer(RATE_LIMITED, 429))
     if scope in _FORBIDDEN:
         responses.setdefault("403", error_answer(_FORBIDDEN[scope]))
     if "{" in path:

@@ -24,6 +24,7 @@ from the_eye.api.responses import JSONBody
 from the_eye.api.state import state_of
 from the_eye.services import corrections
 from the_eye.store import queries
+from the_eye.store.tables import AnyRow
 
 router = APIRouter(tags=["events"], dependencies=[ReadAccess])
 
@@ -38,7 +39,7 @@ EDIT_ERRORS = answers(
 )
 
 
-def event_json(row, names: dict[int, str]) -> dict:
+def event_json(row: AnyRow, names: dict[int, str]) -> dict[str, Any]:
     return {
         "id": row.id,
         "event_id": row.event_id,
@@ -58,7 +59,7 @@ def list_events_page(
     cursor: str | None,
     limit: int,
     application: str | None = None,
-    **filters,
+    **filters: Any,
 ) -> JSONBody:
     """A page of events in `keyset` order, as the list endpoints answer it."""
     return list_page(
@@ -162,7 +163,7 @@ def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBo
     response_model=bodies.Event,
     responses=EDIT_ERRORS,
 )
-def patch_event(request: Request, id: RowId, body: Any = EditBody(EDIT_EXAMPLE)):
+def patch_event(request: Request, id: RowId, body: Any = EditBody(EDIT_EXAMPLE)) -> JSONBody:
     """The changed event passes the same checks as a new one (else `400` with the reason);
     its sessions' first_seen, last_seen and event_count follow. `id`, `application` and
     `received_at` cannot change and are ignored."""
@@ -176,7 +177,7 @@ def patch_event(request: Request, id: RowId, body: Any = EditBody(EDIT_EXAMPLE))
     response_model=bodies.Event,
     responses=EDIT_ERRORS,
 )
-def put_event(request: Request, id: RowId, body: Any = EditBody(PUT_EXAMPLE)):
+def put_event(request: Request, id: RowId, body: Any = EditBody(PUT_EXAMPLE)) -> JSONBody:
     """Like an event sent anew (`event_id` may be left out to keep the current one)."""
     return _edit(request, id, body, replace=True)
 
