@@ -85,19 +85,19 @@ def test_an_unknown_error_reason_is_refused(reader):
     assert response.status_code == 400
 
 
-def test_a_bad_time_filter_is_refused_even_for_an_unknown_application(reader):
+def test_a_bad_time_filter_is_refused_even_for_an_unknown_application(admin):
     for method, path in (("GET", "/errors/"), ("POST", "/errors/replay/")):
         params = {"application": "nobody", "received_at__gte": "yesterday"}
-        response = reader.request(method, path, params=params)
+        response = admin.request(method, path, params=params)
         assert response.status_code == 400, (method, path)
         assert response.json()["error"]["code"] == "invalid_filter"
 
 
-def test_the_events_of_an_erased_session_are_a_404(reader):
-    session_id = reader.post("/sessions/").json()["id"]
-    assert reader.get(f"/sessions/{session_id}/events/").json()["results"] == []
-    assert reader.delete(f"/sessions/{session_id}/").status_code == 204
-    response = reader.get(f"/sessions/{session_id}/events/")
+def test_the_events_of_an_erased_session_are_a_404(admin):
+    session_id = admin.post("/sessions/").json()["id"]
+    assert admin.get(f"/sessions/{session_id}/events/").json()["results"] == []
+    assert admin.delete(f"/sessions/{session_id}/").status_code == 204
+    response = admin.get(f"/sessions/{session_id}/events/")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
 
