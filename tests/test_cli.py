@@ -202,3 +202,29 @@ def test_serve_loads_the_schemas_directory_at_start(env, tmp_path):
         timeout=60,
     )
     assert broken.returncode != 0 and "submit.json: not JSON" in broken.stderr
+
+
+def test_tokens_are_listed_and_revoked_on_the_command_line(env):
+    token = the_eye(env, "tokens", "create", "cli-reader", "--scope", "read")
+    the_eye(env, "tokens", "create", "cli-admin", "--scope", "admin")
+    listed = [line.split("\t") for line in the_eye(env, "tokens", "list").splitlines()]
+    assert [(row[1], row[2], row[4]) for row in listed] == [
+        ("read", "active", "cli-reader"),
+        ("admin", "active", "cli-admin"),
+    ]
+    assert token not in the_eye(env, "tokens", "list")
+    assert the_eye(env, "tokens", "revoke", listed[0][0]) == f"API token {listed[0][0]} revoked"
+    assert the_eye(env, "tokens", "list").splitlines()[0].split("\t")[2] == "revoked"
+    serve = ServeProcess(env).start()
+    try:
+        answer = httpx.get(f"{serve.url}/events/", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401
+    finally:
+        serve.stop()
+    missing = subprocess.run(
+        [sys.executable, "-m", "the_eye", "tokens", "revoke", "999"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode != 0 and "no API token with id 999" in missing.stderr
