@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.conftest import fetch_all, make_event
+from tests.helpers import fetch_all, make_event, post_schema
 from tests.processes import wait_until
 from the_eye.processor.worker import Processor
 
@@ -18,60 +18,54 @@ PAGEVIEW = {
 }
 
 
-def post_schema(reader, schema, category="page interaction", name="pageview"):
-    return reader.post("/schemas/", json={"category": category, "name": name, "schema": schema})
-
-
-def test_a_new_version_supersedes_the_old_one(reader):
-    first = post_schema(reader, PAGEVIEW)
+def test_a_new_version_supersedes_the_old_one(admin):
+    first = post_schema(admin, PAGEVIEW)
     assert first.status_code == 201, first.text
     assert first.json()["version"] == 1
-    second = post_schema(reader, {"type": "object", "required": ["host"]})
+    second = post_schema(admin, {"type": "object", "required": ["host"]})
     assert second.json()["version"] == 2
-    post_schema(reader, {"type": "object"}, "form interaction", "submit")
+    post_schema(admin, {"type": "object"}, "form interaction", "submit")
 
-    listed = reader.get("/schemas/").json()["results"]
+    listed = admin.get("/schemas/").json()["results"]
     assert [(s["category"], s["name"], s["version"]) for s in listed] == [
         ("form interaction", "submit", 1),
         ("page interaction", "pageview", 2),
     ]
-    versions = reader.get("/schemas/page interaction/pageview/").json()["results"]
+    versions = admin.get("/schemas/page interaction/pageview/").json()["results"]
     assert [v["version"] for v in versions] == [2, 1]
     assert versions[1]["schema"] == PAGEVIEW
     assert versions[0]["source"] == "api" and versions[0]["created_at"].endswith("Z")
-    assert reader.get("/schemas/page interaction/nothing/").status_code == 404
+    assert admin.get("/schemas/page interaction/nothing/").status_code == 404
 
 
-def test_an_invalid_schema_is_400_with_the_reason(reader):
-    answer = post_schema(reader, {"type": "objekt"})
+def test_an_invalid_schema_is_400_with_the_reason(admin):
+    answer = post_schema(admin, {"type": "objekt"})
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert error["code"] == "invalid_schema"
     assert "objekt" in error["message"]
     assert error["details"]["path"] == "$.type"
-    assert post_schema(reader, 5).json()["error"]["code"] == "invalid_request"
-    assert reader.post("/schemas/", json={"category": "c", "schema": {}}).status_code == 400
-    assert reader.get("/schemas/").json()["results"] == []
+    assert post_schema(admin, 5).json()["error"]["code"] == "invalid_request"
+    assert admin.post("/schemas/", json={"category": "c", "schema": {}}).status_code == 400
+    assert admin.get("/schemas/").json()["results"] == []
 
 
-def test_reading_schemas_needs_a_read_token_and_writing_an_admin_one(server, creds, reader):
-    post_schema(reader, PAGEVIEW)
-    headers = {"Authorization": f"Bearer {creds.read_token}"}
-    with httpx.Client(base_url=server.url, headers=headers) as client:
-        assert client.get("/schemas/").status_code == 200
-        assert client.get("/schemas/page interaction/pageview/").status_code == 200
-        assert post_schema(client, PAGEVIEW).status_code == 403
+def test_reading_schemas_needs_a_read_token_and_writing_an_admin_one(server, reader, admin):
+    post_schema(admin, PAGEVIEW)
+    assert reader.get("/schemas/").status_code == 200
+    assert reader.get("/schemas/page interaction/pageview/").status_code == 200
+    assert post_schema(reader, PAGEVIEW).status_code == 403
     assert httpx.get(f"{server.url}/schemas/").status_code == 401
 
 
-def test_the_processor_applies_the_newest_version(sender, processor, reader):
-    post_schema(reader, PAGEVIEW)
+def test_the_processor_applies_the_newest_version(sender, processor, admin):
+    post_schema(admin, PAGEVIEW)
     processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(event_id="bad", data={"host": "h", "path": "x"}))
     sender.post("/events/", json=make_event(event_id="good", data={"host": "h", "path": "/x"}))
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["good"]
-    (error,) = fetch_all(reader, "/errors/", reason="schema_violation")
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["good"]
+    (error,) = fetch_all(admin, "/errors/", reason="schema_violation")
     assert error["event_id"] == "bad"
     assert error["details"] == {
         "field": "data",
@@ -82,22 +76,22 @@ def test_the_processor_applies_the_newest_version(sender, processor, reader):
     }
 
 
-def test_a_running_processor_picks_up_a_new_version_within_seconds(sender, settings, reader):
+def test_a_running_processor_picks_up_a_new_version_within_seconds(sender, settings, admin):
     processor = Processor.from_settings(settings.model_copy(update={"schema_refresh_seconds": 0.2}))
     stop = threading.Event()
     loop = threading.Thread(target=processor.run, args=(stop, 0.01))
     loop.start()
     try:
         sender.post("/events/", json=make_event(event_id="before", data={"host": "h"}))
-        wait_until(lambda: fetch_all(reader, "/events/"), timeout=10)
-        post_schema(reader, PAGEVIEW)
+        wait_until(lambda: fetch_all(admin, "/events/"), timeout=10)
+        post_schema(admin, PAGEVIEW)
         posted = time.monotonic()
         sent = iter(range(1000))
 
         def violated() -> list:
             event = make_event(event_id=f"after-{next(sent)}", data={"host": "h"})
             sender.post("/events/", json=event)
-            return fetch_all(reader, "/errors/")
+            return fetch_all(admin, "/errors/")
 
         errors = wait_until(violated, timeout=10, interval=0.05)
         # The running processor applied the new version within a few seconds of its post.
@@ -109,11 +103,11 @@ def test_a_running_processor_picks_up_a_new_version_within_seconds(sender, setti
         processor.close()
 
 
-def test_strict_mode_turns_unknown_types_into_errors(sender, processor, reader, creds):
-    post_schema(reader, {"type": "object"}, "form interaction", "submit")
-    changed = reader.patch(f"/applications/{creds.application_id}/", json={"strict": True})
+def test_strict_mode_turns_unknown_types_into_errors(sender, processor, admin, creds):
+    post_schema(admin, {"type": "object"}, "form interaction", "submit")
+    changed = admin.patch(f"/applications/{creds.application_id}/", json={"strict": True})
     assert changed.status_code == 200 and changed.json()["strict"] is True
-    listed = reader.get("/applications/").json()["results"]
+    listed = admin.get("/applications/").json()["results"]
     assert listed[0]["strict"] is True
     processor.checker.refresh(force=True)
 
@@ -127,67 +121,65 @@ def test_strict_mode_turns_unknown_types_into_errors(sender, processor, reader, 
         ],
     )
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["known"]
-    reasons = {e["event_id"]: e["reason"] for e in fetch_all(reader, "/errors/")}
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["known"]
+    reasons = {e["event_id"]: e["reason"] for e in fetch_all(admin, "/errors/")}
     assert reasons == {"unknown": "unknown_event_type", "bad-time": "invalid_timestamp"}
 
-    reader.patch(f"/applications/{creds.application_id}/", json={"strict": False})
+    admin.patch(f"/applications/{creds.application_id}/", json={"strict": False})
     processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(event_id="unknown-2"))
     processor.drain()
-    assert "unknown-2" in [e["event_id"] for e in fetch_all(reader, "/events/")]
+    assert "unknown-2" in [e["event_id"] for e in fetch_all(admin, "/events/")]
 
 
-def test_strict_flag_at_creation_and_bad_patches(reader):
-    created = reader.post("/applications/", json={"name": "strict-app", "strict": True}).json()
+def test_strict_flag_at_creation_and_bad_patches(admin):
+    created = admin.post("/applications/", json={"name": "strict-app", "strict": True}).json()
     assert created["strict"] is True
-    assert (
-        reader.patch(f"/applications/{created['id']}/", json={"strict": "yes"}).status_code == 400
-    )
-    assert reader.patch("/applications/9999/", json={"strict": True}).status_code == 404
+    assert admin.patch(f"/applications/{created['id']}/", json={"strict": "yes"}).status_code == 400
+    assert admin.patch("/applications/9999/", json={"strict": True}).status_code == 404
 
 
-def post_raw(reader, schema_text: str):
+def post_raw(client, schema_text: str):
     body = '{"category": "page interaction", "name": "pageview", "schema": ' + schema_text + "}"
-    return reader.post("/schemas/", content=body, headers={"Content-Type": "application/json"})
+    return client.post("/schemas/", content=body, headers={"Content-Type": "application/json"})
 
 
-def test_schemas_the_store_would_change_or_refuse_are_400(reader):
-    post_schema(reader, {"type": "object", "required": ["host"]})
+def test_schemas_the_store_would_change_or_refuse_are_400(admin):
+    post_schema(admin, {"type": "object", "required": ["host"]})
     for text, path in [
         ('{"type": "object", "properties": {"n": {"maximum": 1e400}}}', "$.properties.n.maximum"),
         ('{"type": "object", "properties": {"n": {"minimum": NaN}}}', "$.properties.n.minimum"),
         ('{"type": "object", "properties": {"n": {"maximum": 2361183241434822606848}}}', None),
         ('{"type": "object", "properties": {"n": {"minimum": -Infinity}}}', None),
     ]:
-        answer = post_raw(reader, text)
+        answer = post_raw(admin, text)
         assert answer.status_code == 400, answer.text
         error = answer.json()["error"]
         assert error["code"] == "invalid_schema"
         assert error["details"]["path"] == (path or error["details"]["path"])
         assert error["details"]["path"].startswith("$.properties.n.")
     # The type keeps its rules: the first version is still the one in force.
-    (in_force,) = reader.get("/schemas/").json()["results"]
+    (in_force,) = admin.get("/schemas/").json()["results"]
     assert in_force["version"] == 1 and in_force["schema"]["required"] == ["host"]
 
 
-def test_a_schema_with_a_remote_ref_or_a_backtracking_only_pattern_is_400(reader):
-    answer = post_schema(reader, {"properties": {"a": {"$ref": "http://127.0.0.1:1/s.json"}}})
+def test_a_schema_with_a_remote_ref_or_a_backtracking_only_pattern_is_400(admin):
+    answer = post_schema(admin, {"properties": {"a": {"$ref": "http://127.0.0.1:1/s.json"}}})
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "invalid_schema"
     assert "http://127.0.0.1:1/s.json" in answer.json()["error"]["message"]
-    answer = post_schema(reader, {"properties": {"a": {"pattern": "(x+)\\1"}}})
+    answer = post_schema(admin, {"properties": {"a": {"pattern": "(x+)\\1"}}})
     assert answer.status_code == 400
     assert "RE2" in answer.json()["error"]["message"]
-    assert reader.get("/schemas/").json()["results"] == []
+    assert admin.get("/schemas/").json()["results"] == []
 
 
-def test_a_recursive_schema_on_a_deep_event_is_that_events_error(sender, processor, reader):
+def test_a_recursive_schema_on_a_deep_event_is_that_events_error(sender, processor, admin):
     recursive = {
         "$defs": {"node": {"type": "object", "additionalProperties": {"$ref": "#/$defs/node"}}},
         "$ref": "#/$defs/node",
     }
-    assert post_schema(reader, recursive).status_code == 201
+    assert post_schema(admin, recursive).status_code == 201
     processor.checker.refresh(force=True)
     deep: dict = {}
     for _ in range(300):
@@ -197,8 +189,8 @@ def test_a_recursive_schema_on_a_deep_event_is_that_events_error(sender, process
         json=[make_event(event_id="deep", data=deep), make_event(event_id="flat", data={"a": {}})],
     )
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["flat"]
-    (error,) = fetch_all(reader, "/errors/")
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["flat"]
+    (error,) = fetch_all(admin, "/errors/")
     assert error["event_id"] == "deep"
     assert error["reason"] == "check_budget_exceeded"
     assert error["details"]["limit"] == 64

@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, client_as
+from tests.helpers import LiveServer, client_as
 from tests.processes import wait_until
 from the_eye.store.credentials import bootstrap, list_tokens, revoke_token
 
 
-def test_a_token_is_made_listed_and_revoked_at_once(server, reader):
-    made = reader.post("/tokens/", json={"name": "ci", "scope": "read"})
+def test_a_token_is_made_listed_and_revoked_at_once(server, admin):
+    made = admin.post("/tokens/", json={"name": "ci", "scope": "read"})
     assert made.status_code == 201, made.text
     body = made.json()
     assert body["token"].startswith("eye_tk_")
@@ -22,31 +22,31 @@ def test_a_token_is_made_listed_and_revoked_at_once(server, reader):
     }
     with client_as(server, body["token"]) as ci:
         assert ci.get("/events/").status_code == 200
-        listed = reader.get("/tokens/").json()["results"]
+        listed = admin.get("/tokens/").json()["results"]
         assert [t["name"] for t in listed] == ["admin", "analyst", "ci"]
         assert all("token" not in t for t in listed)
 
-        assert reader.delete(f"/tokens/{body['id']}/").status_code == 204
+        assert admin.delete(f"/tokens/{body['id']}/").status_code == 204
         # Refused at once by the process that revoked it, cache or not.
         refused = ci.get("/events/")
         assert refused.status_code == 401
         assert refused.json()["error"]["code"] == "unauthorized"
-    listed = {t["id"]: t for t in reader.get("/tokens/").json()["results"]}
+    listed = {t["id"]: t for t in admin.get("/tokens/").json()["results"]}
     assert listed[body["id"]]["active"] is False
-    assert reader.delete(f"/tokens/{body['id']}/").status_code == 204  # already revoked
-    missing = reader.delete("/tokens/999999/")
+    assert admin.delete(f"/tokens/{body['id']}/").status_code == 204  # already revoked
+    missing = admin.delete("/tokens/999999/")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
-def test_managing_tokens_needs_an_admin_token(server, creds, reader):
+def test_managing_tokens_needs_an_admin_token(server, creds, admin):
     with client_as(server, creds.read_token) as analyst:
         assert analyst.get("/tokens/").status_code == 403
         assert analyst.post("/tokens/", json={"name": "x", "scope": "admin"}).status_code == 403
         assert analyst.delete("/tokens/1/").status_code == 403
     assert httpx.get(f"{server.url}/tokens/").status_code == 401
-    bad = reader.post("/tokens/", json={"name": "x", "scope": "owner"})
+    bad = admin.post("/tokens/", json={"name": "x", "scope": "owner"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request"
-    assert reader.post("/tokens/", json={"name": "", "scope": "read"}).status_code == 400
+    assert admin.post("/tokens/", json={"name": "", "scope": "read"}).status_code == 400
 
 
 def test_the_bootstrap_admin_token_can_be_revoked(server, engine):

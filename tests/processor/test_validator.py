@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import make_event
+from tests.helpers import make_event
 from the_eye.processor.checks import EventRejected, Limits, ValidEvent, check_event
 from the_eye.processor.schemas import SchemaInvalid, SchemaRegistry, check_schema, compile_schema
 from the_eye.services.schemas import register_schema
