@@ -7,13 +7,17 @@ import multiprocessing
 import os
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from the_eye.config import get_settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
-def _engine():
+
+def _engine() -> Engine:
     from the_eye.store.engine import create_engine
     from the_eye.store.migrate import migrate
 
