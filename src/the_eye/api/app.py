@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -88,12 +89,21 @@ def open_state(settings: Settings) -> AppState:
     )
 
 
+class _TheEyeAPI(FastAPI):
+    """FastAPI, with the models the ingest endpoints decode by hand in its OpenAPI document."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = add_ingest_components(super().openapi())
+        return self.openapi_schema
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The Eye's ASGI application; `uvicorn --factory the_eye.api.app:create_app` serves it."""
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = open_state(settings)
         state.attach(app)
         try:
@@ -101,7 +111,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         finally:
             await state.aclose()
 
-    app = FastAPI(
+    app = _TheEyeAPI(
         title="The Eye",
         version=__version__,
         summary="Collects user-behaviour events and serves them to the data team.",
@@ -124,14 +134,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     ):
         app.include_router(module.router)
 
-    original_openapi = app.openapi
-
-    def openapi():
-        if app.openapi_schema is None:
-            app.openapi_schema = add_ingest_components(original_openapi())
-        return app.openapi_schema
-
-    app.openapi = openapi
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

@@ -49,7 +49,10 @@ class AppState:
 
 def app_state(app: Starlette) -> AppState:
     """The state attached to `app` at start-up."""
-    return app.state.the_eye
+    state = app.state.the_eye
+    if not isinstance(state, AppState):
+        raise TypeError(f"the application's state is a {type(state).__name__}, not an AppState")
+    return state
 
 
 def state_of(request: Request) -> AppState:

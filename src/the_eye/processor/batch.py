@@ -33,6 +33,9 @@ def process_message(message: Message, checker: EventChecker, rows: BatchRows) ->
     if message.kind != EVENTS and segment_call(message.kind) is None:
         rows.errors.append(body_error(message, _body_problem(message.body)))
         return
+    # Only a stream entry The Eye did not write lacks an application, and its kind
+    # (`invalid_body`) made it a body error above.
+    assert message.application_id is not None, "a queued request names its application"
     try:
         raws = raw_events(message)
     except BodyRejected as exc:

@@ -9,7 +9,7 @@ import signal
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from the_eye.config import Settings
@@ -109,7 +109,7 @@ class Processor:
                     log.exception("message %s could not be processed", message.queue_id)
                     self._keep_as_failed(conn, message, exc)
 
-    def _keep_as_failed(self, conn, message: Message, exc: Exception) -> None:
+    def _keep_as_failed(self, conn: Connection, message: Message, exc: Exception) -> None:
         """Keep a request that cannot be processed as one error record with its body; if
         even that cannot be written, a record without the body, so the queue moves on."""
         failed = body_error(message, _failure(exc), "processing_failed")
@@ -171,7 +171,7 @@ class Processor:
         self.engine.dispose()
 
 
-def write(conn, rows: BatchRows) -> WriteResult:
+def write(conn: Connection, rows: BatchRows) -> WriteResult:
     stored = store_events(conn, rows.events)
     errored = store_errors(conn, rows.errors)
     result = WriteResult(stored=stored, duplicates=len(rows.events) - stored, errored=errored)

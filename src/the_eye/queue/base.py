@@ -25,7 +25,8 @@ class QueueUnavailable(RuntimeError):
 class Message:
     """One accepted request: its raw body and the event ids the `202` promised, in order."""
 
-    application_id: int
+    # None only for a stream entry The Eye did not write, kept as an `invalid_body` error.
+    application_id: int | None
     kind: str
     received_at: datetime
     event_ids: list[str]

@@ -8,7 +8,7 @@ On PostgreSQL the claim skips rows other processors hold (`FOR UPDATE SKIP LOCKE
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -17,11 +17,12 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.dml import ReturningDelete
 
 from the_eye.queue.base import Delivery, Message, Prepare, Queue, QueueUnavailable
 from the_eye.queue.group_commit import ThreadGroupCommit
 from the_eye.store.dialect import param_mark
-from the_eye.store.tables import counters, inbox
+from the_eye.store.tables import AnyRow, counters, inbox
 
 _COLUMNS = (
     inbox.c.id,
@@ -36,7 +37,7 @@ _encode_ids = msgspec.json.Encoder().encode
 _decode_ids = msgspec.json.Decoder().decode
 
 
-def _messages(rows: list[Any]) -> list[Message]:
+def _messages(rows: Sequence[AnyRow]) -> list[Message]:
     return [
         Message(
             application_id=row.application_id,
@@ -67,15 +68,15 @@ def _rows(messages: list[Message]) -> list[tuple[Any, ...]]:
     ]
 
 
-def _peek(limit: int) -> sa.Select:
+def _peek(limit: int) -> sa.Select[*tuple[Any, ...]]:
     return sa.select(*_COLUMNS).order_by(inbox.c.id).limit(limit)
 
 
-def _claim_ids(ids: list[int]) -> sa.Delete:
+def _claim_ids(ids: list[int]) -> ReturningDelete[*tuple[Any, ...]]:
     return sa.delete(inbox).where(inbox.c.id.in_(ids)).returning(inbox.c.id)
 
 
-def _claim(limit: int) -> sa.Delete:
+def _claim(limit: int) -> ReturningDelete[*tuple[Any, ...]]:
     oldest = (
         sa.select(inbox.c.id).order_by(inbox.c.id).limit(limit).with_for_update(skip_locked=True)
     )

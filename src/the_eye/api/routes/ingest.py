@@ -14,7 +14,7 @@ import logging
 import secrets
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import DBAPIError
@@ -292,7 +292,7 @@ async def ingest(request: Request) -> Response:
     return Response(body, status_code=202, media_type="application/json")
 
 
-def _segment_endpoint(body_format: SegmentCall):
+def _segment_endpoint(body_format: SegmentCall) -> Callable[[Request], Awaitable[Response]]:
     async def segment(request: Request) -> Response:
         body = await state_of(request).ingest.accept(request.headers, request.stream(), body_format)
         return Response(body, status_code=200, media_type="application/json")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -28,10 +30,14 @@ async def health() -> JSONBody:
 
 
 @router.get("/ready/", summary="The store and the queue are reachable")
-def ready(request: Request):
+def ready(request: Request) -> Response:
     state = state_of(request)
-    checks = {}
-    for part, probe in (("store", lambda: _ping_store(state)), ("queue", state.queue.ping)):
+    checks: dict[str, str] = {}
+    probes: tuple[tuple[str, Callable[[], None]], ...] = (
+        ("store", lambda: _ping_store(state)),
+        ("queue", state.queue.ping),
+    )
+    for part, probe in probes:
         try:
             probe()
             checks[part] = "ok"
