@@ -159,6 +159,41 @@ def tokens_create(name: str, scope: str) -> None:
         click.echo(create_token(conn, name, scope))
 
 
+@tokens.command("list")
+def tokens_list() -> None:
+    """List API tokens (id, scope, state, created, name); secrets are never shown again."""
+    from the_eye.store.credentials import list_tokens
+
+    engine = _engine()
+    try:
+        with engine.connect() as conn:
+            found = list_tokens(conn)
+    finally:
+        engine.dispose()
+    for token in found:
+        state = "active" if token.active else "revoked"
+        created = token.created_at.isoformat(sep=" ", timespec="seconds")
+        click.echo(f"{token.id}\t{token.scope}\t{state}\t{created}\t{token.name}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=click.IntRange(1))
+def tokens_revoke(token_id: int) -> None:
+    """Revoke the API token TOKEN_ID (see `tokens list`); running API processes refuse it
+    within THE_EYE_KEY_CACHE_SECONDS."""
+    from the_eye.store.credentials import revoke_token
+
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            revoked = revoke_token(conn, token_id)
+    finally:
+        engine.dispose()
+    if not revoked:
+        raise click.ClickException(f"no API token with id {token_id}")
+    click.echo(f"API token {token_id} revoked")
+
+
 def _load_schemas(engine: Engine, directory: Path) -> None:
     from the_eye.services.schemas import SchemaFileInvalid, load_schema_dir
 

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     schema_refresh_seconds: float = Field(
         2.0, description="How often a processor looks for new schema versions and strict flags."
     )
+    schema_check_budget_ms: float = Field(
+        100.0,
+        gt=0,
+        description="Longest time checking one event's data against its schema may take; an "
+        "event that needs longer becomes a `check_budget_exceeded` error.",
+    )
     retention_days: int | None = Field(
         None,
         ge=1,

@@ -24,6 +24,7 @@ from the_eye.api.routes import (
     schemas,
     sessions,
     stats,
+    tokens,
 )
 from the_eye.api.routes.ingest import INGEST_PATHS, Ingest
 from the_eye.api.state import AppState, app_state
@@ -130,7 +131,17 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (ingest, events, sessions, errors, schemas, stats, applications, operations):
+    for module in (
+        ingest,
+        events,
+        sessions,
+        errors,
+        schemas,
+        stats,
+        applications,
+        tokens,
+        operations,
+    ):
         app.include_router(module.router)
 
     if settings.cors_origin_list:

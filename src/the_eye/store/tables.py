@@ -89,6 +89,8 @@ errors = sa.Table(
     sa.Column("delivery_key", sa.String(255), nullable=True),
     sa.Index("ix_errors_received_at", "received_at", "id"),
     sa.Index("ix_errors_reason_received_at", "reason", "received_at", "id"),
+    # `GET /errors/?replayed=...`, newest first, without walking the other kind.
+    sa.Index("ix_errors_replayed_received_at", "replayed", "received_at", "id"),
     sa.Index(
         "uq_errors_delivery_key",
         "delivery_key",
