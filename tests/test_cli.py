@@ -28,8 +28,8 @@ def the_eye(env: dict[str, str], *args: str) -> str:
 
 @pytest.fixture
 def env(settings) -> dict[str, str]:
-    # On Redis, a batch the killed processor held is taken over after the claim time.
-    return the_eye_env(settings, redis_claim_idle=2)
+    # A batch the killed processor held is taken over after the claim time.
+    return the_eye_env(settings, redis_claim_idle=2, inbox_claim_idle=2)
 
 
 def test_apps_and_tokens_created_on_the_command_line_work(env):
