@@ -1,32 +1,37 @@
 """Shared fixtures: a real store for every backend the environment offers, a live HTTP server,
-and a processor that tests drain when they want the queue processed."""
+clients of it with each kind of credential, and a processor that tests drain when they want
+the queue processed."""
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
+import itertools
+import shutil
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
-import uvicorn
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
 
-from the_eye.api.app import create_app
+from tests.helpers import (
+    PG_URL,
+    REDIS_URL,
+    LiveServer,
+    client_as,
+    delete_stream,
+    postgresql_database,
+)
+from tests.processes import the_eye_env
 from the_eye.config import Settings
 from the_eye.processor.worker import Processor
-from the_eye.queue import open_queue
 from the_eye.store.credentials import create_application, create_token
-from the_eye.store.engine import create_engine, normalise_url
-from the_eye.store.migrate import migrate
+from the_eye.store.engine import create_engine
+from the_eye.store.migrate import alembic_config, migrate
 from the_eye.store.tables import counters, metadata
-
-PG_URL = os.environ.get("THE_EYE_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("THE_EYE_TEST_REDIS_URL")
 
 
 def backends() -> list:
@@ -38,70 +43,90 @@ def backends() -> list:
     return params
 
 
-def delete_stream(settings: Settings) -> None:
-    """Remove a test's Redis stream (and with it its consumer group)."""
-    import redis
-
-    client = redis.Redis.from_url(settings.queue_url)
-    try:
-        client.delete(settings.redis_stream, f"{settings.redis_stream}:received")
-    finally:
-        client.close()
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite store migrated once for the whole run; each test starts from a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "the-eye.db"
+    engine = create_engine(Settings(database_url=f"sqlite:///{path}", _env_file=None))
+    migrate(engine)
+    engine.dispose()
+    # Fold the write-ahead log into the file: the last connection to close removes the log
+    # and its index, and the file alone is then the whole store.
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    assert list(path.parent.iterdir()) == [path]
+    return path
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    """A fresh PostgreSQL database for this test run, migrated, dropped at the end."""
     if not PG_URL:
         pytest.skip("THE_EYE_TEST_DATABASE_URL is not set")
-    admin = sa.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"the_eye_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(normalise_url(PG_URL)).set(database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with postgresql_database("the_eye_test") as url:
+        engine = create_engine(Settings(database_url=url, _env_file=None))
+        migrate(engine)
+        engine.dispose()
+        yield url
 
 
-def empty_store(settings: Settings) -> None:
-    """Migrate the settings' store and empty it: a PostgreSQL database serves the whole run."""
-    engine = create_engine(settings)
-    migrate(engine)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "counters")
-            conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
-            conn.execute(counters.update().values(value=0))
+_HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def empty_postgresql(url: str) -> None:
+    """Empty the run's PostgreSQL database for the next test; migrate it again only if a
+    test left it at another revision."""
+    engine = create_engine(Settings(database_url=url, _env_file=None))
+    with engine.begin() as conn:
+        revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    if revision != _HEAD:
+        migrate(engine)
+    with engine.begin() as conn:
+        names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "counters")
+        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
+        conn.execute(counters.update().values(value=0))
     engine.dispose()
 
 
+@pytest.fixture
+def empty_store_url(request, tmp_path, sqlite_template) -> Callable[[str], str]:
+    """Makes the URL of an empty, migrated store of a backend, "sqlite" (a copy of the
+    template in the test's own directory) or "postgresql" (the run's database, emptied)."""
+    copies = itertools.count()
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            path = tmp_path / f"the-eye-{next(copies)}.db"
+            shutil.copyfile(sqlite_template, path)
+            return f"sqlite:///{path}"
+        url = request.getfixturevalue("pg_database")
+        empty_postgresql(url)
+        return url
+
+    return make
+
+
 @pytest.fixture(params=backends())
-def settings(request, tmp_path) -> Iterator[Settings]:
+def settings(request, empty_store_url) -> Iterator[Settings]:
     """Settings for a store of the parametrised backend, empty and migrated; on Redis, a
     stream of the test's own, deleted afterwards."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'the-eye.db'}"
-    else:
-        url = request.getfixturevalue("pg_database")
     redis_queue = request.param == "postgresql-redis"
     settings = Settings(
-        database_url=url,
+        database_url=empty_store_url("sqlite" if request.param == "sqlite" else "postgresql"),
         queue_url=REDIS_URL if redis_queue else "db",
         redis_stream=f"the-eye-test:{uuid.uuid4().hex}",
         poll_interval=0.01,
         key_cache_seconds=0.5,
         _env_file=None,
     )
-    empty_store(settings)
     yield settings
     if redis_queue:
         delete_stream(settings)
 
 
 @pytest.fixture
-def engine(settings):
+def engine(settings) -> Iterator[Engine]:
     engine = create_engine(settings)
     yield engine
     engine.dispose()
@@ -117,6 +142,7 @@ class Credentials:
 
 @pytest.fixture
 def creds(engine) -> Credentials:
+    """An application `web`, an admin token and a read token."""
     with engine.begin() as conn:
         app = create_application(conn, "web")
         admin = create_token(conn, "admin", "admin")
@@ -124,44 +150,10 @@ def creds(engine) -> Credentials:
     return Credentials(app.write_key, admin, read, app.id)
 
 
-class LiveServer:
-    """The real ASGI app under uvicorn, in a thread, on a free port."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            create_app(settings), log_level="warning", access_log=False, loop="asyncio"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture
 def server(settings) -> Iterator[LiveServer]:
     with LiveServer(settings) as live:
         yield live
-
-
-def client_as(server: LiveServer, secret: str) -> httpx.Client:
-    """An HTTP client of the live server that sends `secret` as its Bearer credential."""
-    return httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=30
-    )
 
 
 @pytest.fixture
@@ -172,9 +164,16 @@ def sender(server, creds) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def reader(server, creds) -> Iterator[httpx.Client]:
+def admin(server, creds) -> Iterator[httpx.Client]:
     """An HTTP client authenticated with an admin API token."""
     with client_as(server, creds.admin_token) as client:
+        yield client
+
+
+@pytest.fixture
+def reader(server, creds) -> Iterator[httpx.Client]:
+    """An HTTP client authenticated with a read-scope API token."""
+    with client_as(server, creds.read_token) as client:
         yield client
 
 
@@ -185,35 +184,8 @@ def processor(settings) -> Iterator[Processor]:
     processor.close()
 
 
-def queue_depth(settings: Settings, engine) -> int:
-    """How many accepted requests wait in the settings' queue, whichever backend it is."""
-    queue = open_queue(settings, engine)
-    try:
-        return queue.depth()
-    finally:
-        queue.close()
-
-
-def make_event(session: str = "s-1", **overrides) -> dict:
-    event = {
-        "session_id": session,
-        "category": "page interaction",
-        "name": "pageview",
-        "data": {"host": "www.consumeraffairs.com", "path": "/"},
-        "timestamp": "2021-01-01 09:15:27.243860",
-    }
-    event.update(overrides)
-    return event
-
-
-def fetch_all(client: httpx.Client, path: str, **params) -> list[dict]:
-    """Every result of a paginated list, following `next`."""
-    results, url = [], path
-    response = client.get(url, params=params)
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        results.extend(body["results"])
-        if not body["next"]:
-            return results
-        response = client.get(body["next"])
+@pytest.fixture
+def process_env(settings) -> dict[str, str]:
+    """The environment of a `the-eye` process on this test's store and queue."""
+    # A batch a killed processor held is taken over after the claim time.
+    return the_eye_env(settings, redis_claim_idle=2, inbox_claim_idle=2)

@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import fetch_all
+from tests.helpers import fetch_all
 from the_eye.extras import SERVER_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent

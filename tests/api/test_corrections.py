@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import fetch_all, make_event
 from tests.consistency import assert_rollups_match_rows, assert_sessions_match_events
+from tests.helpers import client_as, fetch_all, make_event, post_schema
 
 
 @pytest.fixture
-def three(sender, processor, reader):
+def three(sender, processor, admin):
     """Three events of session `a`, at 09:00, 09:01 and 09:02, by event_id."""
     sender.post(
         "/events/",
@@ -24,32 +24,32 @@ def three(sender, processor, reader):
         ],
     )
     processor.drain()
-    return {e["event_id"]: e for e in fetch_all(reader, "/events/")}
+    return {e["event_id"]: e for e in fetch_all(admin, "/events/")}
 
 
-def session(reader, session_id):
-    return reader.get(f"/sessions/{session_id}/").json()
+def session(admin, session_id):
+    return admin.get(f"/sessions/{session_id}/").json()
 
 
-def test_patch_changes_the_event_and_its_sessions_follow(three, reader, engine):
+def test_patch_changes_the_event_and_its_sessions_follow(three, admin, engine):
     last = three["e2"]
-    answer = reader.patch(f"/events/{last['id']}/", json={"timestamp": "2021-01-01 08:00:00"})
+    answer = admin.patch(f"/events/{last['id']}/", json={"timestamp": "2021-01-01 08:00:00"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["timestamp"] == "2021-01-01T08:00:00.000000Z"
     assert answer.json()["data"] == last["data"]
-    assert reader.get(f"/events/{last['id']}/").json() == answer.json()
-    assert session(reader, "a") == {
+    assert admin.get(f"/events/{last['id']}/").json() == answer.json()
+    assert session(admin, "a") == {
         "id": "a",
         "first_seen": "2021-01-01T08:00:00.000000Z",
         "last_seen": "2021-01-01T09:01:00.000000Z",
         "event_count": 3,
     }
 
-    moved = reader.patch(f"/events/{three['e0']['id']}/", json={"session_id": "b", "name": "x"})
+    moved = admin.patch(f"/events/{three['e0']['id']}/", json={"session_id": "b", "name": "x"})
     assert moved.json()["session_id"] == "b" and moved.json()["name"] == "x"
-    assert session(reader, "a")["event_count"] == 2
-    assert session(reader, "a")["first_seen"] == "2021-01-01T08:00:00.000000Z"
-    assert session(reader, "b") == {
+    assert session(admin, "a")["event_count"] == 2
+    assert session(admin, "a")["first_seen"] == "2021-01-01T08:00:00.000000Z"
+    assert session(admin, "b") == {
         "id": "b",
         "first_seen": "2021-01-01T09:00:00.000000Z",
         "last_seen": "2021-01-01T09:00:00.000000Z",
@@ -59,10 +59,10 @@ def test_patch_changes_the_event_and_its_sessions_follow(three, reader, engine):
     assert_rollups_match_rows(engine)
 
 
-def test_put_replaces_the_event_and_keeps_its_ids(three, reader):
+def test_put_replaces_the_event_and_keeps_its_ids(three, admin):
     event = three["e1"]
     replacement = make_event(session="c", name="submit", data={"form": {"a": 1}})
-    answer = reader.put(f"/events/{event['id']}/", json=replacement)
+    answer = admin.put(f"/events/{event['id']}/", json=replacement)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["id"], body["event_id"], body["received_at"]) == (
@@ -72,14 +72,14 @@ def test_put_replaces_the_event_and_keeps_its_ids(three, reader):
     )
     assert (body["session_id"], body["name"], body["data"]) == ("c", "submit", {"form": {"a": 1}})
     # A PUT is a whole event: leaving out a required field is an invalid event.
-    partial = reader.put(f"/events/{event['id']}/", json={"name": "only"})
+    partial = admin.put(f"/events/{event['id']}/", json={"name": "only"})
     assert partial.status_code == 400
     assert partial.json()["error"]["code"] == "invalid_event"
 
 
-def test_an_edit_gets_the_same_checks_and_a_400_changes_nothing(three, reader, engine):
+def test_an_edit_gets_the_same_checks_and_a_400_changes_nothing(three, admin, engine):
     event = three["e0"]
-    future = reader.patch(f"/events/{event['id']}/", json={"timestamp": "2999-01-01T00:00:00Z"})
+    future = admin.patch(f"/events/{event['id']}/", json={"timestamp": "2999-01-01T00:00:00Z"})
     assert future.status_code == 400
     assert future.json()["error"]["code"] == "future_timestamp"
     assert future.json()["error"]["details"]["field"] == "timestamp"
@@ -91,19 +91,12 @@ def test_an_edit_gets_the_same_checks_and_a_400_changes_nothing(three, reader, e
         ({"session_id": 5}, "invalid_event"),
         ({"data": {"blob": "x" * 70_000}}, "event_too_large"),
     ):
-        answer = reader.patch(f"/events/{event['id']}/", json=changes)
+        answer = admin.patch(f"/events/{event['id']}/", json=changes)
         assert answer.status_code == 400, changes
         assert answer.json()["error"]["code"] == code
 
-    reader.post(
-        "/schemas/",
-        json={
-            "category": "page interaction",
-            "name": "pageview",
-            "schema": {"type": "object", "required": ["path"]},
-        },
-    )
-    violation = reader.patch(f"/events/{event['id']}/", json={"data": {"host": "h"}})
+    post_schema(admin, {"type": "object", "required": ["path"]})
+    violation = admin.patch(f"/events/{event['id']}/", json={"data": {"host": "h"}})
     assert violation.status_code == 400
     error = violation.json()["error"]
     assert error["code"] == "schema_violation"
@@ -111,38 +104,38 @@ def test_an_edit_gets_the_same_checks_and_a_400_changes_nothing(three, reader, e
     assert error["details"]["rule"] == "required"
     assert error["details"]["schema_version"] == 1
 
-    assert reader.get(f"/events/{event['id']}/").json() == event
-    assert session(reader, "a")["event_count"] == 3
+    assert admin.get(f"/events/{event['id']}/").json() == event
+    assert session(admin, "a")["event_count"] == 3
     assert_rollups_match_rows(engine)
 
 
-def test_malformed_edits_are_400_and_read_only_fields_are_ignored(three, reader):
+def test_malformed_edits_are_400_and_read_only_fields_are_ignored(three, admin):
     event = three["e0"]
-    assert reader.patch(f"/events/{event['id']}/", json=[1]).status_code == 400
-    unknown = reader.patch(f"/events/{event['id']}/", json={"colour": "red"})
+    assert admin.patch(f"/events/{event['id']}/", json=[1]).status_code == 400
+    unknown = admin.patch(f"/events/{event['id']}/", json={"colour": "red"})
     assert unknown.status_code == 400 and "colour" in unknown.json()["error"]["message"]
-    bad_json = reader.patch(
+    bad_json = admin.patch(
         f"/events/{event['id']}/", content=b"{nope", headers={"Content-Type": "application/json"}
     )
     assert bad_json.status_code == 400
-    form = reader.patch(f"/events/{event['id']}/", data={"name": "x"})
+    form = admin.patch(f"/events/{event['id']}/", data={"name": "x"})
     assert form.status_code == 415 and "application/json" in form.json()["error"]["message"]
     # The event as GET shows it can be sent back whole.
-    echoed = reader.put(f"/events/{event['id']}/", json={**event, "name": "renamed"})
+    echoed = admin.put(f"/events/{event['id']}/", json={**event, "name": "renamed"})
     assert echoed.status_code == 200 and echoed.json()["name"] == "renamed"
     assert echoed.json()["received_at"] == event["received_at"]
 
 
-def test_an_event_id_edit_respects_the_key_uniqueness(three, reader, sender, processor):
-    taken = reader.patch(f"/events/{three['e0']['id']}/", json={"event_id": "e1"})
+def test_an_event_id_edit_respects_the_key_uniqueness(three, admin, sender, processor):
+    taken = admin.patch(f"/events/{three['e0']['id']}/", json={"event_id": "e1"})
     assert taken.status_code == 409
     assert taken.json()["error"]["code"] == "conflict"
-    renamed = reader.patch(f"/events/{three['e0']['id']}/", json={"event_id": "fresh"})
+    renamed = admin.patch(f"/events/{three['e0']['id']}/", json={"event_id": "fresh"})
     assert renamed.status_code == 200 and renamed.json()["event_id"] == "fresh"
     # The old key is free again, and the new one is known to the idempotency check.
     sender.post("/events/", json=[make_event(event_id="e0"), make_event(event_id="fresh")])
     processor.drain()
-    assert sorted(e["event_id"] for e in fetch_all(reader, "/events/")) == [
+    assert sorted(e["event_id"] for e in fetch_all(admin, "/events/")) == [
         "e0",
         "e1",
         "e2",
@@ -150,40 +143,34 @@ def test_an_event_id_edit_respects_the_key_uniqueness(three, reader, sender, pro
     ]
 
 
-def test_delete_removes_the_event_and_recounts_its_session(three, reader, engine):
-    assert reader.delete(f"/events/{three['e2']['id']}/").status_code == 204
-    assert reader.get(f"/events/{three['e2']['id']}/").status_code == 404
-    assert reader.delete(f"/events/{three['e2']['id']}/").status_code == 404
-    assert session(reader, "a")["last_seen"] == "2021-01-01T09:01:00.000000Z"
-    assert session(reader, "a")["event_count"] == 2
+def test_delete_removes_the_event_and_recounts_its_session(three, admin, engine):
+    assert admin.delete(f"/events/{three['e2']['id']}/").status_code == 204
+    assert admin.get(f"/events/{three['e2']['id']}/").status_code == 404
+    assert admin.delete(f"/events/{three['e2']['id']}/").status_code == 404
+    assert session(admin, "a")["last_seen"] == "2021-01-01T09:01:00.000000Z"
+    assert session(admin, "a")["event_count"] == 2
     for key in ("e0", "e1"):
-        reader.delete(f"/events/{three[key]['id']}/")
-    assert session(reader, "a") == {
+        admin.delete(f"/events/{three[key]['id']}/")
+    assert session(admin, "a") == {
         "id": "a",
         "first_seen": None,
         "last_seen": None,
         "event_count": 0,
     }
-    assert reader.get("/stats/").json()["totals"]["events"] == []
+    assert admin.get("/stats/").json()["totals"]["events"] == []
     assert_rollups_match_rows(engine)
 
 
-def test_edits_need_an_admin_token(three, server, creds):
-    headers = {"Authorization": f"Bearer {creds.read_token}"}
-    with httpx.Client(base_url=server.url, headers=headers) as client:
-        event_id = three["e0"]["id"]
-        assert client.patch(f"/events/{event_id}/", json={"name": "x"}).status_code == 403
-        assert client.put(f"/events/{event_id}/", json=make_event()).status_code == 403
-        assert client.delete(f"/events/{event_id}/").status_code == 403
-    assert reader_missing(server)
-
-
-def reader_missing(server) -> bool:
-    return httpx.patch(f"{server.url}/events/1/", json={"name": "x"}).status_code == 401
+def test_edits_need_an_admin_token(three, server, reader):
+    event_id = three["e0"]["id"]
+    assert reader.patch(f"/events/{event_id}/", json={"name": "x"}).status_code == 403
+    assert reader.put(f"/events/{event_id}/", json=make_event()).status_code == 403
+    assert reader.delete(f"/events/{event_id}/").status_code == 403
+    assert httpx.patch(f"{server.url}/events/1/", json={"name": "x"}).status_code == 401
 
 
 def test_concurrent_edits_deletes_and_processing_keep_sessions_right(
-    server, creds, sender, processor, reader, engine
+    server, creds, sender, processor, admin, engine
 ):
     """8 editors move events between 4 sessions and delete some, while new events of the
     same sessions are processed; every counter ends equal to a recount."""
@@ -196,15 +183,14 @@ def test_concurrent_edits_deletes_and_processing_keep_sessions_right(
         ],
     )
     processor.drain()
-    ids = [e["id"] for e in fetch_all(reader, "/events/")]
+    ids = [e["id"] for e in fetch_all(admin, "/events/")]
     stop = threading.Event()
     background = threading.Thread(target=processor.run, args=(stop, 0.005))
     background.start()
 
     def edit(worker: int) -> None:
         rng = random.Random(worker)
-        headers = {"Authorization": f"Bearer {creds.admin_token}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        with client_as(server, creds.admin_token, timeout=60) as client:
             for _ in range(15):
                 target = rng.choice(ids)
                 if rng.random() < 0.15:
@@ -233,6 +219,6 @@ def test_concurrent_edits_deletes_and_processing_keep_sessions_right(
     stop.set()
     background.join()
     processor.drain()
-    assert len(fetch_all(reader, "/events/")) > 200
+    assert len(fetch_all(admin, "/events/")) > 200
     assert_sessions_match_events(engine)
     assert_rollups_match_rows(engine)

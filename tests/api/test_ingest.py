@@ -10,26 +10,28 @@ import uuid
 import httpx
 import msgspec
 import pytest
-import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
-from tests.conftest import REDIS_URL, LiveServer, delete_stream, fetch_all, make_event, queue_depth
+from tests.helpers import (
+    REDIS_URL,
+    LiveServer,
+    client_as,
+    count_rows,
+    delete_stream,
+    fetch_all,
+    make_event,
+    queue_depth,
+)
 from tests.processes import free_port
 from the_eye.config import Settings
 from the_eye.store.credentials import create_application
 from the_eye.store.engine import create_engine
-from the_eye.store.migrate import migrate
 from the_eye.store.tables import inbox
 
 
-def inbox_rows(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one()
-
-
-def store_with_application(settings: Settings, name: str) -> tuple[sa.Engine, str]:
-    """An engine on the settings' store, migrated, and the write key of a new application."""
+def store_with_application(settings: Settings, name: str) -> tuple[Engine, str]:
+    """An engine on the settings' (migrated) store, and the write key of a new application."""
     engine = create_engine(settings)
-    migrate(engine)
     with engine.begin() as conn:
         return engine, create_application(conn, name).write_key
 
@@ -69,7 +71,7 @@ def test_event_ids_keep_the_order_sent_and_fill_in_missing_ones(sender):
     assert ids[1] != ids[2] and "mine" not in ids[1:]
 
 
-def test_write_key_in_body_and_basic_auth(server, creds, processor, reader):
+def test_write_key_in_body_and_basic_auth(server, creds, processor, admin):
     with httpx.Client(base_url=server.url) as anonymous:
         in_body = anonymous.post(
             "/events/", json={"writeKey": creds.write_key, "batch": [make_event()]}
@@ -81,12 +83,12 @@ def test_write_key_in_body_and_basic_auth(server, creds, processor, reader):
         )
         assert as_basic.status_code == 202
     processor.drain()
-    events = fetch_all(reader, "/events/")
+    events = fetch_all(admin, "/events/")
     assert {e["application"] for e in events} == {"web"}
     assert len(events) == 2
 
 
-def test_gzip_and_text_plain_bodies(sender, processor, reader):
+def test_gzip_and_text_plain_bodies(sender, processor, admin):
     body = gzip.compress(msgspec.json.encode([make_event(event_id="gz")]))
     gz = sender.post(
         "/events/",
@@ -101,20 +103,20 @@ def test_gzip_and_text_plain_bodies(sender, processor, reader):
     )
     assert beacon.status_code == 202
     processor.drain()
-    assert {e["event_id"] for e in fetch_all(reader, "/events/")} == {"gz", "beacon"}
+    assert {e["event_id"] for e in fetch_all(admin, "/events/")} == {"gz", "beacon"}
 
 
 @pytest.mark.parametrize(
     "body", [b"{not json", b'"a string"', b"42", b"", b"[" * 5000 + b"]" * 5000]
 )
-def test_invalid_json_is_400_and_kept_as_an_error(sender, processor, reader, body):
+def test_invalid_json_is_400_and_kept_as_an_error(sender, processor, admin, body):
     response = sender.post("/events/", content=body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
     processor.drain()
-    errors = fetch_all(reader, "/errors/")
+    errors = fetch_all(admin, "/errors/")
     assert [e["reason"] for e in errors] == ["invalid_json"]
-    detail = reader.get(f"/errors/{errors[0]['id']}/").json()
+    detail = admin.get(f"/errors/{errors[0]['id']}/").json()
     assert detail["payload"] == body.decode()
     assert detail["application"] == "web"
 
@@ -125,7 +127,7 @@ def test_corrupt_gzip_is_400(sender):
     assert response.json()["error"]["code"] == "invalid_json"
 
 
-def test_missing_unknown_and_revoked_keys_are_401(server, sender, reader, creds):
+def test_missing_unknown_and_revoked_keys_are_401(server, sender, admin, creds):
     with httpx.Client(base_url=server.url) as anonymous:
         missing = anonymous.post("/events/", json=make_event())
         unknown = anonymous.post(
@@ -136,7 +138,7 @@ def test_missing_unknown_and_revoked_keys_are_401(server, sender, reader, creds)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
     assert sender.post("/events/", json=make_event()).status_code == 202
-    assert reader.delete(f"/applications/{creds.application_id}/").status_code == 204
+    assert admin.delete(f"/applications/{creds.application_id}/").status_code == 204
     revoked = sender.post("/events/", json=make_event())
     assert revoked.status_code == 401
 
@@ -149,8 +151,7 @@ def test_write_key_on_a_read_endpoint_is_403(sender):
 
 def test_body_over_the_limit_is_413(server, creds, settings):
     limit = settings.max_body_bytes
-    headers = {"Authorization": f"Bearer {creds.write_key}"}
-    with httpx.Client(base_url=server.url, headers=headers) as client:
+    with client_as(server, creds.write_key) as client:
         big = client.post("/events/", content=b"[" + b" " * limit + b"]")
         assert big.status_code == 413
         assert big.json()["error"]["code"] == "payload_too_large"
@@ -161,10 +162,11 @@ def test_body_over_the_limit_is_413(server, creds, settings):
         assert inflated.status_code == 413
 
 
-def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(tmp_path):
+def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(empty_store_url):
     """A store that cannot take the write (here: another connection holds SQLite's lock)."""
-    db = tmp_path / "locked.db"
-    settings = Settings(database_url=f"sqlite:///{db}", sqlite_busy_timeout_ms=100, _env_file=None)
+    settings = Settings(
+        database_url=empty_store_url("sqlite"), sqlite_busy_timeout_ms=100, _env_file=None
+    )
     engine, key = store_with_application(settings, "locked")
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         headers = {"Authorization": f"Bearer {key}"}
@@ -181,15 +183,17 @@ def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(tmp_path)
         assert response.json()["error"]["code"] == "unavailable"
         assert retry_after(response) == 1
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
-    assert inbox_rows(engine) == 2
+    assert count_rows(engine, inbox) == 2
     engine.dispose()
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="THE_EYE_TEST_REDIS_URL is not set")
 @pytest.mark.parametrize("trouble", ["full", "unreachable"])
-def test_a_redis_queue_that_cannot_take_events_answers_503_saying_when_to_retry(tmp_path, trouble):
+def test_a_redis_queue_that_cannot_take_events_answers_503_saying_when_to_retry(
+    empty_store_url, trouble
+):
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'redis.db'}",
+        database_url=empty_store_url("sqlite"),
         queue_url=REDIS_URL if trouble == "full" else f"redis://127.0.0.1:{free_port()}/0",
         redis_stream=f"the-eye-test:{uuid.uuid4().hex}",
         redis_max_length=1,
@@ -216,8 +220,10 @@ def test_a_redis_queue_that_cannot_take_events_answers_503_saying_when_to_retry(
             delete_stream(settings)
 
 
-def test_a_store_that_fails_the_write_key_lookup_answers_503_saying_when_to_retry(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'lost.db'}", _env_file=None)
+def test_a_store_that_fails_the_write_key_lookup_answers_503_saying_when_to_retry(
+    empty_store_url,
+):
+    settings = Settings(database_url=empty_store_url("sqlite"), _env_file=None)
     engine, key = store_with_application(settings, "lost")
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         with engine.begin() as conn:  # the lookup now fails inside the store
@@ -225,13 +231,13 @@ def test_a_store_that_fails_the_write_key_lookup_answers_503_saying_when_to_retr
         headers = {"Authorization": f"Bearer {key}"}
         response = client.post("/events/", json=make_event(), headers=headers)
         assert retry_after(response) == 5
-    assert inbox_rows(engine) == 0
+    assert count_rows(engine, inbox) == 0
     engine.dispose()
 
 
-def test_cors_answers_for_configured_origins(tmp_path):
+def test_cors_answers_for_configured_origins(empty_store_url):
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'cors.db'}",
+        database_url=empty_store_url("sqlite"),
         cors_origins="https://shop.example, https://blog.example",
         _env_file=None,
     )
@@ -279,4 +285,4 @@ def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds,
         )
         time.sleep(0.2)
     time.sleep(0.3)
-    assert inbox_rows(engine) == 0
+    assert count_rows(engine, inbox) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import make_event
+from tests.helpers import make_event
 
 
 def test_health_and_ready(server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import fetch_all, make_event
+from tests.helpers import fetch_all, make_event
 
 
 @pytest.fixture
@@ -105,17 +105,14 @@ def test_server_made_session_ids(server, creds, reader):
     assert session_id in [s["id"] for s in fetch_all(reader, "/sessions/")]
 
 
-def test_delete_session_erases_its_events(stored, server, creds, reader):
-    with httpx.Client(base_url=server.url) as client:
-        denied = client.delete(
-            "/sessions/session-0/", headers={"Authorization": f"Bearer {creds.read_token}"}
-        )
+def test_delete_session_erases_its_events(stored, reader, admin):
+    denied = reader.delete("/sessions/session-0/")
     assert denied.status_code == 403
-    assert reader.delete("/sessions/session-0/").status_code == 204
-    assert reader.get("/sessions/session-0/").status_code == 404
-    assert fetch_all(reader, "/events/", session="session-0") == []
-    assert len(fetch_all(reader, "/events/")) == 8
-    assert reader.delete("/sessions/session-0/").status_code == 404
+    assert admin.delete("/sessions/session-0/").status_code == 204
+    assert admin.get("/sessions/session-0/").status_code == 404
+    assert fetch_all(admin, "/events/", session="session-0") == []
+    assert len(fetch_all(admin, "/events/")) == 8
+    assert admin.delete("/sessions/session-0/").status_code == 404
 
 
 def test_pagination_walks_2500_events_without_gap_or_repeat(sender, processor, reader):
@@ -197,27 +194,22 @@ def test_errors_filters(sender, processor, reader):
     assert reader.get("/errors/999999/").status_code == 404
 
 
-def test_read_token_reads_but_cannot_administer(server, creds):
-    headers = {"Authorization": f"Bearer {creds.read_token}"}
-    with httpx.Client(base_url=server.url, headers=headers) as client:
-        assert client.get("/events/").status_code == 200
-        assert client.get("/applications/").status_code == 403
-        assert client.post("/applications/", json={"name": "x"}).status_code == 403
+def test_read_token_reads_but_cannot_administer(server, reader):
+    assert reader.get("/events/").status_code == 200
+    assert reader.get("/applications/").status_code == 403
+    assert reader.post("/applications/", json={"name": "x"}).status_code == 403
     with httpx.Client(base_url=server.url) as client:
         assert client.get("/events/").status_code == 401
         assert client.get("/events/", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
-def test_admin_token_from_the_environment(tmp_path):
-    from tests.conftest import LiveServer
+def test_admin_token_from_the_environment(empty_store_url):
+    from tests.helpers import LiveServer
     from the_eye.config import Settings
-    from the_eye.store.engine import create_engine
-    from the_eye.store.migrate import migrate
 
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'env.db'}", admin_token="s3cret", _env_file=None
+        database_url=empty_store_url("sqlite"), admin_token="s3cret", _env_file=None
     )
-    migrate(create_engine(settings))
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         assert (
             client.get("/applications/", headers={"Authorization": "Bearer s3cret"}).status_code
@@ -229,15 +221,15 @@ def test_admin_token_from_the_environment(tmp_path):
         )
 
 
-def test_application_lifecycle(server, reader):
-    created = reader.post("/applications/", json={"name": "shop"})
+def test_application_lifecycle(server, admin):
+    created = admin.post("/applications/", json={"name": "shop"})
     assert created.status_code == 201
     app = created.json()
     assert set(app) == {"id", "name", "active", "strict", "created_at", "write_key"}
-    listed = reader.get("/applications/").json()["results"]
+    listed = admin.get("/applications/").json()["results"]
     assert "write_key" not in listed[-1] and listed[-1]["name"] == "shop"
-    assert reader.post("/applications/", json={"name": "shop"}).status_code == 409
-    assert reader.post("/applications/", json={}).status_code == 400
+    assert admin.post("/applications/", json={"name": "shop"}).status_code == 409
+    assert admin.post("/applications/", json={}).status_code == 400
 
     def send(key: str) -> int:
         with httpx.Client(base_url=server.url) as client:
@@ -246,10 +238,10 @@ def test_application_lifecycle(server, reader):
             ).status_code
 
     assert send(app["write_key"]) == 202
-    rotated = reader.post(f"/applications/{app['id']}/rotate-key/").json()
+    rotated = admin.post(f"/applications/{app['id']}/rotate-key/").json()
     assert rotated["write_key"] != app["write_key"]
     assert send(app["write_key"]) == 401
     assert send(rotated["write_key"]) == 202
-    assert reader.delete(f"/applications/{app['id']}/").status_code == 204
+    assert admin.delete(f"/applications/{app['id']}/").status_code == 204
     assert send(rotated["write_key"]) == 401
-    assert reader.post("/applications/9999/rotate-key/").status_code == 404
+    assert admin.post("/applications/9999/rotate-key/").status_code == 404

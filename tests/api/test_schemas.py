@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.conftest import fetch_all, make_event
+from tests.helpers import fetch_all, make_event, post_schema
 from tests.processes import wait_until
 from the_eye.processor.worker import Processor
 
@@ -18,60 +18,54 @@ PAGEVIEW = {
 }
 
 
-def post_schema(reader, schema, category="page interaction", name="pageview"):
-    return reader.post("/schemas/", json={"category": category, "name": name, "schema": schema})
-
-
-def test_a_new_version_supersedes_the_old_one(reader):
-    first = post_schema(reader, PAGEVIEW)
+def test_a_new_version_supersedes_the_old_one(admin):
+    first = post_schema(admin, PAGEVIEW)
     assert first.status_code == 201, first.text
     assert first.json()["version"] == 1
-    second = post_schema(reader, {"type": "object", "required": ["host"]})
+    second = post_schema(admin, {"type": "object", "required": ["host"]})
     assert second.json()["version"] == 2
-    post_schema(reader, {"type": "object"}, "form interaction", "submit")
+    post_schema(admin, {"type": "object"}, "form interaction", "submit")
 
-    listed = reader.get("/schemas/").json()["results"]
+    listed = admin.get("/schemas/").json()["results"]
     assert [(s["category"], s["name"], s["version"]) for s in listed] == [
         ("form interaction", "submit", 1),
         ("page interaction", "pageview", 2),
     ]
-    versions = reader.get("/schemas/page interaction/pageview/").json()["results"]
+    versions = admin.get("/schemas/page interaction/pageview/").json()["results"]
     assert [v["version"] for v in versions] == [2, 1]
     assert versions[1]["schema"] == PAGEVIEW
     assert versions[0]["source"] == "api" and versions[0]["created_at"].endswith("Z")
-    assert reader.get("/schemas/page interaction/nothing/").status_code == 404
+    assert admin.get("/schemas/page interaction/nothing/").status_code == 404
 
 
-def test_an_invalid_schema_is_400_with_the_reason(reader):
-    answer = post_schema(reader, {"type": "objekt"})
+def test_an_invalid_schema_is_400_with_the_reason(admin):
+    answer = post_schema(admin, {"type": "objekt"})
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert error["code"] == "invalid_schema"
     assert "objekt" in error["message"]
     assert error["details"]["path"] == "$.type"
-    assert post_schema(reader, 5).json()["error"]["code"] == "invalid_request"
-    assert reader.post("/schemas/", json={"category": "c", "schema": {}}).status_code == 400
-    assert reader.get("/schemas/").json()["results"] == []
+    assert post_schema(admin, 5).json()["error"]["code"] == "invalid_request"
+    assert admin.post("/schemas/", json={"category": "c", "schema": {}}).status_code == 400
+    assert admin.get("/schemas/").json()["results"] == []
 
 
-def test_reading_schemas_needs_a_read_token_and_writing_an_admin_one(server, creds, reader):
-    post_schema(reader, PAGEVIEW)
-    headers = {"Authorization": f"Bearer {creds.read_token}"}
-    with httpx.Client(base_url=server.url, headers=headers) as client:
-        assert client.get("/schemas/").status_code == 200
-        assert client.get("/schemas/page interaction/pageview/").status_code == 200
-        assert post_schema(client, PAGEVIEW).status_code == 403
+def test_reading_schemas_needs_a_read_token_and_writing_an_admin_one(server, reader, admin):
+    post_schema(admin, PAGEVIEW)
+    assert reader.get("/schemas/").status_code == 200
+    assert reader.get("/schemas/page interaction/pageview/").status_code == 200
+    assert post_schema(reader, PAGEVIEW).status_code == 403
     assert httpx.get(f"{server.url}/schemas/").status_code == 401
 
 
-def test_the_processor_applies_the_newest_version(sender, processor, reader):
-    post_schema(reader, PAGEVIEW)
+def test_the_processor_applies_the_newest_version(sender, processor, admin):
+    post_schema(admin, PAGEVIEW)
     processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(event_id="bad", data={"host": "h", "path": "x"}))
     sender.post("/events/", json=make_event(event_id="good", data={"host": "h", "path": "/x"}))
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["good"]
-    (error,) = fetch_all(reader, "/errors/", reason="schema_violation")
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["good"]
+    (error,) = fetch_all(admin, "/errors/", reason="schema_violation")
     assert error["event_id"] == "bad"
     assert error["details"] == {
         "field": "data",
@@ -82,22 +76,22 @@ def test_the_processor_applies_the_newest_version(sender, processor, reader):
     }
 
 
-def test_a_running_processor_picks_up_a_new_version_within_seconds(sender, settings, reader):
+def test_a_running_processor_picks_up_a_new_version_within_seconds(sender, settings, admin):
     processor = Processor.from_settings(settings.model_copy(update={"schema_refresh_seconds": 0.2}))
     stop = threading.Event()
     loop = threading.Thread(target=processor.run, args=(stop, 0.01))
     loop.start()
     try:
         sender.post("/events/", json=make_event(event_id="before", data={"host": "h"}))
-        wait_until(lambda: fetch_all(reader, "/events/"), timeout=10)
-        post_schema(reader, PAGEVIEW)
+        wait_until(lambda: fetch_all(admin, "/events/"), timeout=10)
+        post_schema(admin, PAGEVIEW)
         posted = time.monotonic()
         sent = iter(range(1000))
 
         def violated() -> list:
             event = make_event(event_id=f"after-{next(sent)}", data={"host": "h"})
             sender.post("/events/", json=event)
-            return fetch_all(reader, "/errors/")
+            return fetch_all(admin, "/errors/")
 
         errors = wait_until(violated, timeout=10, interval=0.05)
         # The running processor applied the new version within a few seconds of its post.
@@ -109,11 +103,11 @@ def test_a_running_processor_picks_up_a_new_version_within_seconds(sender, setti
         processor.close()
 
 
-def test_strict_mode_turns_unknown_types_into_errors(sender, processor, reader, creds):
-    post_schema(reader, {"type": "object"}, "form interaction", "submit")
-    changed = reader.patch(f"/applications/{creds.application_id}/", json={"strict": True})
+def test_strict_mode_turns_unknown_types_into_errors(sender, processor, admin, creds):
+    post_schema(admin, {"type": "object"}, "form interaction", "submit")
+    changed = admin.patch(f"/applications/{creds.application_id}/", json={"strict": True})
     assert changed.status_code == 200 and changed.json()["strict"] is True
-    listed = reader.get("/applications/").json()["results"]
+    listed = admin.get("/applications/").json()["results"]
     assert listed[0]["strict"] is True
     processor.checker.refresh(force=True)
 
@@ -127,21 +121,19 @@ def test_strict_mode_turns_unknown_types_into_errors(sender, processor, reader, 
         ],
     )
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["known"]
-    reasons = {e["event_id"]: e["reason"] for e in fetch_all(reader, "/errors/")}
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["known"]
+    reasons = {e["event_id"]: e["reason"] for e in fetch_all(admin, "/errors/")}
     assert reasons == {"unknown": "unknown_event_type", "bad-time": "invalid_timestamp"}
 
-    reader.patch(f"/applications/{creds.application_id}/", json={"strict": False})
+    admin.patch(f"/applications/{creds.application_id}/", json={"strict": False})
     processor.checker.refresh(force=True)
     sender.post("/events/", json=make_event(event_id="unknown-2"))
     processor.drain()
-    assert "unknown-2" in [e["event_id"] for e in fetch_all(reader, "/events/")]
+    assert "unknown-2" in [e["event_id"] for e in fetch_all(admin, "/events/")]
 
 
-def test_strict_flag_at_creation_and_bad_patches(reader):
-    created = reader.post("/applications/", json={"name": "strict-app", "strict": True}).json()
+def test_strict_flag_at_creation_and_bad_patches(admin):
+    created = admin.post("/applications/", json={"name": "strict-app", "strict": True}).json()
     assert created["strict"] is True
-    assert (
-        reader.patch(f"/applications/{created['id']}/", json={"strict": "yes"}).status_code == 400
-    )
-    assert reader.patch("/applications/9999/", json={"strict": True}).status_code == 404
+    assert admin.patch(f"/applications/{created['id']}/", json={"strict": "yes"}).status_code == 400
+    assert admin.patch("/applications/9999/", json={"strict": True}).status_code == 404

@@ -10,7 +10,7 @@ import httpx
 import msgspec
 import pytest
 
-from tests.conftest import LiveServer, fetch_all
+from tests.helpers import LiveServer, fetch_all
 from the_eye.timestamps import parse_timestamp
 
 
@@ -37,9 +37,7 @@ def anonymous(server):
         yield client
 
 
-def test_batch_is_answered_as_segment_does_and_stored_as_events(
-    anonymous, creds, processor, reader
-):
+def test_batch_is_answered_as_segment_does_and_stored_as_events(anonymous, creds, processor, admin):
     body = {
         "batch": [
             message(messageId="m-track", context={"ip": "203.0.113.9"}),
@@ -52,7 +50,7 @@ def test_batch_is_answered_as_segment_does_and_stored_as_events(
     assert response.status_code == 200
     assert response.json() == {"success": True}
     processor.drain()
-    events = {e["event_id"]: e for e in fetch_all(reader, "/events/")}
+    events = {e["event_id"]: e for e in fetch_all(admin, "/events/")}
     assert set(events) == {"m-track", "m-page", "m-id"}
     assert (events["m-track"]["category"], events["m-track"]["name"]) == (
         "track",
@@ -71,14 +69,14 @@ def test_batch_is_answered_as_segment_does_and_stored_as_events(
 
 @pytest.mark.parametrize("call", ["track", "page", "screen", "identify", "group", "alias"])
 def test_each_single_call_is_served_with_the_key_in_the_body(
-    anonymous, creds, processor, reader, call
+    anonymous, creds, processor, admin, call
 ):
     body = {"writeKey": creds.write_key, "userId": "user-9", "event": "Signed Up"}
     response = anonymous.post(f"/v1/{call}", json=body)
     assert response.status_code == 200 and response.json() == {"success": True}
     assert anonymous.post(f"/v1/{call}/", json=body).status_code == 200
     processor.drain()
-    [*events] = fetch_all(reader, "/events/")
+    [*events] = fetch_all(admin, "/events/")
     assert len(events) == 2  # no messageId: two server-made ids
     assert {e["category"] for e in events} == {call}
     assert {e["name"] for e in events} == {
@@ -87,7 +85,7 @@ def test_each_single_call_is_served_with_the_key_in_the_body(
     assert "writeKey" not in events[0]["data"]
 
 
-def test_gzip_bodies_are_accepted(anonymous, creds, processor, reader):
+def test_gzip_bodies_are_accepted(anonymous, creds, processor, admin):
     body = gzip.compress(msgspec.json.encode({"batch": [message(messageId="gz")]}))
     response = anonymous.post(
         "/v1/batch",
@@ -96,19 +94,19 @@ def test_gzip_bodies_are_accepted(anonymous, creds, processor, reader):
     )
     assert response.status_code == 200
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["gz"]
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["gz"]
 
 
-def test_the_same_message_id_twice_is_one_event(anonymous, creds, processor, reader):
+def test_the_same_message_id_twice_is_one_event(anonymous, creds, processor, admin):
     twice = message(messageId="once-only")
     for _ in range(2):
         response = anonymous.post("/v1/track", json=twice, headers=basic(creds.write_key))
         assert response.status_code == 200
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["once-only"]
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["once-only"]
 
 
-def test_timestamps_are_corrected_for_the_client_clock(anonymous, creds, processor, reader):
+def test_timestamps_are_corrected_for_the_client_clock(anonymous, creds, processor, admin):
     # A client whose clock is a day fast: its event happened 5 s before it sent the batch.
     body = {
         "batch": [message(timestamp="2099-01-01T00:00:00Z")],
@@ -116,13 +114,13 @@ def test_timestamps_are_corrected_for_the_client_clock(anonymous, creds, process
     }
     assert anonymous.post("/v1/batch", json=body, headers=basic(creds.write_key)).status_code == 200
     processor.drain()
-    [event] = fetch_all(reader, "/events/")
+    [event] = fetch_all(admin, "/events/")
     happened = parse_timestamp(event["timestamp"])
     received = parse_timestamp(event["received_at"])
     assert (received - happened).total_seconds() == pytest.approx(5, abs=0.01)
 
 
-def test_bad_messages_become_errors_and_the_rest_is_stored(anonymous, creds, processor, reader):
+def test_bad_messages_become_errors_and_the_rest_is_stored(anonymous, creds, processor, admin):
     body = {
         "batch": [
             message(messageId="good"),
@@ -133,8 +131,8 @@ def test_bad_messages_become_errors_and_the_rest_is_stored(anonymous, creds, pro
     }
     assert anonymous.post("/v1/batch", json=body, headers=basic(creds.write_key)).status_code == 200
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["good"]
-    errors = fetch_all(reader, "/errors/")
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["good"]
+    errors = fetch_all(admin, "/errors/")
     assert sorted(e["reason"] for e in errors) == ["invalid_event"] * 3
     assert {e["event_id"] for e in errors} >= {"no-session", "no-event"}
 
@@ -150,21 +148,21 @@ def test_bad_messages_become_errors_and_the_rest_is_stored(anonymous, creds, pro
     ],
 )
 def test_malformed_bodies_are_400_and_kept_as_errors(
-    anonymous, creds, processor, reader, path, body
+    anonymous, creds, processor, admin, path, body
 ):
     response = anonymous.post(path, content=body, headers=basic(creds.write_key))
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
     processor.drain()
-    [error] = fetch_all(reader, "/errors/")
+    [error] = fetch_all(admin, "/errors/")
     assert error["reason"] == "invalid_json"
     # The record says what the client was told, not that the body "could not be read".
     assert error["message"] == response.json()["error"]["message"]
-    assert reader.get(f"/errors/{error['id']}/").json()["payload"] == body.decode()
+    assert admin.get(f"/errors/{error['id']}/").json()["payload"] == body.decode()
 
 
 def test_each_bad_message_of_a_batch_is_its_own_error_and_the_rest_is_stored(
-    anonymous, creds, processor, reader
+    anonymous, creds, processor, admin
 ):
     """A date overflow, a number no decoder takes, a NUL in messageId, an unknown type:
     each fails alone, on every store."""
@@ -188,8 +186,8 @@ def test_each_bad_message_of_a_batch_is_its_own_error_and_the_rest_is_stored(
     response = anonymous.post("/v1/batch", content=body, headers=basic(creds.write_key))
     assert response.status_code == 200
     processor.drain()
-    assert sorted(e["event_id"] for e in fetch_all(reader, "/events/")) == ["good-1", "good-2"]
-    errors = {e["event_id"]: e for e in fetch_all(reader, "/errors/")}
+    assert sorted(e["event_id"] for e in fetch_all(admin, "/events/")) == ["good-1", "good-2"]
+    errors = {e["event_id"]: e for e in fetch_all(admin, "/errors/")}
     assert len(errors) == 4
     assert errors["far-apart"]["reason"] == "invalid_timestamp"
     assert "too far apart" in errors["far-apart"]["message"]
@@ -200,7 +198,7 @@ def test_each_bad_message_of_a_batch_is_its_own_error_and_the_rest_is_stored(
     assert nul["reason"] == "invalid_data"  # the messageId stays in data, which refuses NUL
 
 
-def test_oversized_messages_and_batches_are_400(anonymous, creds, processor, reader):
+def test_oversized_messages_and_batches_are_400(anonymous, creds, processor, admin):
     headers = basic(creds.write_key)
     big = message(properties={"blob": "x" * 33 * 1024})
     one_too_big = anonymous.post("/v1/batch", json={"batch": [message(), big]}, headers=headers)
@@ -222,7 +220,7 @@ def test_oversized_messages_and_batches_are_400(anonymous, creds, processor, rea
     )
     assert inflated.status_code == 400
     processor.drain()
-    assert fetch_all(reader, "/events/") == [] and fetch_all(reader, "/errors/") == []
+    assert fetch_all(admin, "/events/") == [] and fetch_all(admin, "/errors/") == []
 
 
 def test_limits_are_settings(settings, creds):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import fetch_all
+from tests.helpers import fetch_all
 
 analytics = pytest.importorskip("segment.analytics")
 
@@ -13,7 +13,7 @@ def segment_client(server, creds, **options):
     return analytics.Client(creds.write_key, host=server.url, max_retries=0, **options)
 
 
-def test_segments_library_sends_track_page_and_identify(server, creds, processor, reader):
+def test_segments_library_sends_track_page_and_identify(server, creds, processor, admin):
     # In sync mode the library raises any failure from the call itself.
     client = segment_client(server, creds, sync_mode=True)
     client.track(
@@ -26,7 +26,7 @@ def test_segments_library_sends_track_page_and_identify(server, creds, processor
     client.page("user-1", name="Pricing", properties={"path": "/pricing"}, message_id="sdk-page")
     client.identify("user-1", {"plan": "pro"}, message_id="sdk-identify")
     processor.drain()
-    events = {e["event_id"]: e for e in fetch_all(reader, "/events/")}
+    events = {e["event_id"]: e for e in fetch_all(admin, "/events/")}
     assert set(events) == {"sdk-track", "sdk-page", "sdk-identify"}
     tracked = events["sdk-track"]
     assert (tracked["category"], tracked["name"], tracked["session_id"]) == (
@@ -39,11 +39,11 @@ def test_segments_library_sends_track_page_and_identify(server, creds, processor
     assert (events["sdk-page"]["category"], events["sdk-page"]["name"]) == ("page", "Pricing")
     assert events["sdk-page"]["session_id"] == "user-1"
     assert events["sdk-identify"]["data"]["traits"] == {"plan": "pro"}
-    assert fetch_all(reader, "/errors/") == []
+    assert fetch_all(admin, "/errors/") == []
 
 
 def test_segments_library_batches_with_gzip_and_a_repeat_is_one_event(
-    server, creds, processor, reader
+    server, creds, processor, admin
 ):
     failures = []
     client = segment_client(
@@ -57,10 +57,10 @@ def test_segments_library_batches_with_gzip_and_a_repeat_is_one_event(
     client.shutdown()
     assert failures == []
     processor.drain()
-    events = fetch_all(reader, "/events/")
+    events = fetch_all(admin, "/events/")
     assert [e["event_id"] for e in events].count("sent-twice") == 1
     assert len(events) == 16
-    assert fetch_all(reader, "/errors/") == []
+    assert fetch_all(admin, "/errors/") == []
 
 
 def test_segments_library_sees_a_bad_key(server, creds):

@@ -13,17 +13,16 @@ import pytest
 import sqlalchemy as sa
 
 from tests.client.conftest import FAST_RETRY
-from tests.conftest import LiveServer, fetch_all
+from tests.helpers import LiveServer, fetch_all
 from tests.processes import free_port, wait_until
 from the_eye.client import AsyncEyeClient, DeliveryError, EyeClient, RetryPolicy
 from the_eye.config import Settings
 from the_eye.store.credentials import create_application
 from the_eye.store.engine import create_engine
-from the_eye.store.migrate import migrate
 from the_eye.store.tables import inbox
 
 
-def test_tracked_events_are_delivered_in_batches(make_client, processor, reader):
+def test_tracked_events_are_delivered_in_batches(make_client, processor, admin):
     client = make_client(batch_size=10)
     ids = [
         client.track(f"s-{i % 3}", "page interaction", "pageview", {"path": f"/{i}"})
@@ -32,7 +31,7 @@ def test_tracked_events_are_delivered_in_batches(make_client, processor, reader)
     assert client.flush()
     assert client.stats().sent == 25 and client.stats().pending == 0
     processor.drain()
-    events = fetch_all(reader, "/events/")
+    events = fetch_all(admin, "/events/")
     assert sorted(e["event_id"] for e in events) == sorted(ids)
     first = next(e for e in events if e["event_id"] == ids[0])
     assert (first["session_id"], first["category"], first["name"]) == (
@@ -43,7 +42,7 @@ def test_tracked_events_are_delivered_in_batches(make_client, processor, reader)
     assert first["data"] == {"path": "/0"}
 
 
-def test_timestamps_and_event_ids_given_by_the_caller_are_kept(make_client, processor, reader):
+def test_timestamps_and_event_ids_given_by_the_caller_are_kept(make_client, processor, admin):
     client = make_client(gzip=False)
     paris = timezone(timedelta(hours=2))
     client.track("s", "c", "aware", {"k": 1}, datetime(2021, 1, 1, 11, 0, tzinfo=paris), "e-1")
@@ -51,12 +50,12 @@ def test_timestamps_and_event_ids_given_by_the_caller_are_kept(make_client, proc
     client.track("s", "c", "text", {"at": datetime(2020, 1, 1)}, "2021-01-01 09:00", "e-3")
     assert client.flush()
     processor.drain()
-    events = {e["event_id"]: e for e in fetch_all(reader, "/events/")}
+    events = {e["event_id"]: e for e in fetch_all(admin, "/events/")}
     assert {e["timestamp"] for e in events.values()} == {"2021-01-01T09:00:00.000000Z"}
     assert events["e-3"]["data"] == {"at": "2020-01-01T00:00:00"}
 
 
-def test_sync_mode_sends_on_the_callers_thread(make_client, engine, processor, reader):
+def test_sync_mode_sends_on_the_callers_thread(make_client, engine, processor, admin):
     client = make_client(sync_mode=True)
     senders_before = sum(t.name == "the-eye-client" for t in threading.enumerate())
     event_id = client.track("s-1", "form interaction", "submit", {"form": {"a": 1}})
@@ -64,10 +63,10 @@ def test_sync_mode_sends_on_the_callers_thread(make_client, engine, processor, r
     assert client.stats().sent == 1
     assert sum(t.name == "the-eye-client" for t in threading.enumerate()) == senders_before
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == [event_id]
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == [event_id]
 
 
-def test_async_client_tracks_and_flushes(server, creds, processor, reader):
+def test_async_client_tracks_and_flushes(server, creds, processor, admin):
     async def send() -> list[str]:
         async with AsyncEyeClient(creds.write_key, server.url, batch_size=5) as eye:
             ids = [await eye.track("s-a", "async", "tick", {"n": n}) for n in range(12)]
@@ -80,7 +79,7 @@ def test_async_client_tracks_and_flushes(server, creds, processor, reader):
 
     ids = asyncio.run(send())
     processor.drain()
-    assert sorted(e["event_id"] for e in fetch_all(reader, "/events/")) == sorted(ids)
+    assert sorted(e["event_id"] for e in fetch_all(admin, "/events/")) == sorted(ids)
 
 
 def test_a_401_goes_to_on_error_and_is_not_retried(make_client, caplog):
@@ -116,19 +115,19 @@ def test_network_errors_are_retried_then_given_up(make_client):
     assert client.stats().retries == 2
 
 
-def test_a_full_queue_drops_and_counts(make_client, processor, reader):
+def test_a_full_queue_drops_and_counts(make_client, processor, admin):
     # Nothing is sent before the flush: a batch is never full, the interval never ends.
     client = make_client(batch_size=1000, flush_interval=3600, max_queue_size=10)
     ids = [client.track("s-1", "c", "n", {"i": i}) for i in range(15)]
     assert client.dropped == 5 and client.stats().dropped == 5
     assert client.flush()
     processor.drain()
-    assert sorted(e["event_id"] for e in fetch_all(reader, "/events/")) == sorted(ids[:10])
+    assert sorted(e["event_id"] for e in fetch_all(admin, "/events/")) == sorted(ids[:10])
     # Room again: the next event is queued and sent.
     kept = client.track("s-1", "c", "n", {"i": 15})
     assert client.flush() and client.dropped == 5
     processor.drain()
-    assert kept in {e["event_id"] for e in fetch_all(reader, "/events/")}
+    assert kept in {e["event_id"] for e in fetch_all(admin, "/events/")}
 
 
 def test_after_shutdown_events_are_dropped(make_client):
@@ -140,15 +139,12 @@ def test_after_shutdown_events_are_dropped(make_client):
     assert client.dropped == 1
 
 
-def test_a_503_is_retried_after_its_retry_after(tmp_path):
+def test_a_503_is_retried_after_its_retry_after(empty_store_url):
     """SQLite's lock held by another connection makes the server answer 503 with Retry-After."""
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'locked.db'}",
-        sqlite_busy_timeout_ms=100,
-        _env_file=None,
+        database_url=empty_store_url("sqlite"), sqlite_busy_timeout_ms=100, _env_file=None
     )
     engine = create_engine(settings)
-    migrate(engine)
     with engine.begin() as conn:
         key = create_application(conn, "locked").write_key
     failures: list[DeliveryError] = []
@@ -183,7 +179,7 @@ def hold_inbox_lock(engine):
 
 
 def test_a_batch_sent_again_after_a_lost_answer_is_stored_once(
-    settings, creds, engine, processor, reader
+    settings, creds, engine, processor, admin
 ):
     """The server takes the requests but cannot answer in time (its inbox write waits on a
     lock), so the client gives up on each and sends it again: the server queues every copy,
@@ -204,10 +200,10 @@ def test_a_batch_sent_again_after_a_lost_answer_is_stored_once(
         assert client.stats().sent == 10
         copies = processor.queue.depth()
         processor.drain()
-        metrics = reader.get("/metrics").text
+        metrics = admin.get("/metrics").text
     assert copies >= 2  # the server really received the batch more than once
     assert f"the_eye_events_duplicates_total {(copies - 1) * 10}" in metrics
-    assert sorted(e["event_id"] for e in fetch_all(reader, "/events/")) == sorted(ids)
+    assert sorted(e["event_id"] for e in fetch_all(admin, "/events/")) == sorted(ids)
 
 
 def test_track_refuses_what_the_eye_would_reject_outright(make_client):

@@ -11,7 +11,7 @@ import textwrap
 
 import httpx
 
-from tests.conftest import fetch_all
+from tests.helpers import fetch_all
 
 
 def received_total(url: str) -> int:
@@ -22,7 +22,7 @@ def received_total(url: str) -> int:
 
 
 def test_after_fork_parent_and_child_each_send_their_own_events_once(
-    server, make_client, processor, reader
+    server, make_client, processor, admin
 ):
     # Nothing is sent before a flush, so the parent's events are still queued at the fork.
     client = make_client(flush_interval=3600, batch_size=1000)
@@ -51,7 +51,7 @@ def test_after_fork_parent_and_child_each_send_their_own_events_once(
     assert client.stats().sent == 4
     assert received_total(server.url) == 6  # nothing was sent twice
     processor.drain()
-    stored = [e["event_id"] for e in fetch_all(reader, "/events/")]
+    stored = [e["event_id"] for e in fetch_all(admin, "/events/")]
     assert sorted(stored) == sorted([*before, after, *child["ids"]])
 
 
@@ -75,7 +75,7 @@ EXITING_SCRIPT = textwrap.dedent(
 
 
 def test_events_queued_at_interpreter_exit_are_sent_in_parent_and_child(
-    server, creds, processor, reader
+    server, creds, processor, admin
 ):
     subprocess.run(
         [sys.executable, "-c", EXITING_SCRIPT, server.url, creds.write_key],
@@ -84,5 +84,5 @@ def test_events_queued_at_interpreter_exit_are_sent_in_parent_and_child(
     )
     assert received_total(server.url) == 3
     processor.drain()
-    stored = sorted(e["event_id"] for e in fetch_all(reader, "/events/"))
+    stored = sorted(e["event_id"] for e in fetch_all(admin, "/events/"))
     assert stored == ["child", "parent-after", "parent-before"]

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.client.conftest import FAST_RETRY
+from tests.helpers import client_as, fetch_all
 from tests.processes import ServeProcess, wait_until
 from the_eye.client import EyeClient
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def env(settings) -> dict[str, str]:
-    return {"THE_EYE_DATABASE_URL": settings.database_url, "THE_EYE_QUEUE_URL": "db"}
-
-
 def stored_ids(url: str, admin_token: str) -> list[str]:
     """Every stored event's id, duplicates included."""
-    headers = {"Authorization": f"Bearer {admin_token}"}
-    ids, next_url = [], f"{url}/events/?limit=1000"
-    with httpx.Client(headers=headers, timeout=30) as client:
-        while next_url:
-            page = client.get(next_url).json()
-            ids += [e["event_id"] for e in page["results"]]
-            next_url = page["next"]
-    return ids
+    with client_as(url, admin_token) as client:
+        return [e["event_id"] for e in fetch_all(client, "/events/", limit=1000)]
 
 
-def test_events_queued_while_the_server_is_down_arrive_once_it_is_back(env):
-    serve = ServeProcess(env).start()
+def test_events_queued_while_the_server_is_down_arrive_once_it_is_back(process_env):
+    serve = ServeProcess(process_env).start()
     keys = serve.read_first_start()
     client = EyeClient(keys["write_key"], serve.url, retry=FAST_RETRY, batch_size=7)
     restarted = None
@@ -40,7 +29,7 @@ def test_events_queued_while_the_server_is_down_arrive_once_it_is_back(env):
         serve.kill()
         ids += [client.track("s-1", "c", "while down", {"i": i}) for i in range(20)]
         wait_until(lambda: client.stats().retries >= 1)
-        restarted = ServeProcess(env, port=serve.port).start()
+        restarted = ServeProcess(process_env, port=serve.port).start()
         assert client.flush()
         stats = client.stats()
         assert (stats.sent, stats.failed, stats.dropped) == (25, 0, 0)

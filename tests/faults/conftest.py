@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import REDIS_URL, delete_stream, empty_store
+from tests.helpers import REDIS_URL, delete_stream, production_settings
 from the_eye.config import Settings
 from the_eye.store.credentials import create_application
 from the_eye.store.engine import create_engine
@@ -20,20 +19,10 @@ def queues() -> list:
     return params
 
 
-def production_settings(database_url: str, queue_url: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        queue_url=queue_url,
-        redis_stream=f"the-eye-test:{uuid.uuid4().hex}",
-        _env_file=None,
-    )
-
-
 @pytest.fixture(params=queues())
-def pg_settings(request) -> Iterator[Settings]:
+def pg_settings(request, empty_store_url) -> Iterator[Settings]:
     """PostgreSQL (skipped without its URL) with the parametrised queue; empty and migrated."""
-    settings = production_settings(request.getfixturevalue("pg_database"), request.param)
-    empty_store(settings)
+    settings = production_settings(empty_store_url("postgresql"), request.param)
     yield settings
     if settings.queue_url != "db":
         delete_stream(settings)

@@ -8,10 +8,10 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import queue_depth
-from tests.faults.traffic import count, error_count, event_batches, post_all, stored_ids
+from tests.faults.traffic import event_batches, post_all, stored_ids
+from tests.helpers import count_rows, queue_depth
 from tests.processes import ServeProcess, WorkerProcess, the_eye_env, wait_until
-from the_eye.store.tables import counters, events, sessions
+from the_eye.store.tables import counters, errors, events, sessions
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_three_workers_on_the_same_sessions_count_exactly_and_store_no_duplicate
         accepted = post_all(serve.url, write_key, batches + batches[::-1], threads=6)
         assert accepted == 2 * TOTAL
         wait_until(
-            lambda: queue_depth(pg_settings, store) == 0 and count(store, events) == TOTAL,
+            lambda: queue_depth(pg_settings, store) == 0 and count_rows(store, events) == TOTAL,
             timeout=180,
             interval=0.5,
         )
@@ -58,7 +58,7 @@ def test_three_workers_on_the_same_sessions_count_exactly_and_store_no_duplicate
         assert row.event_count == len(mine)
         assert row.first_seen == _timestamp(mine[0])
         assert row.last_seen == _timestamp(mine[-1])
-    assert error_count(store) == 0
+    assert count_rows(store, errors) == 0
     assert values["stored"] == TOTAL and values["duplicates"] == TOTAL
 
 

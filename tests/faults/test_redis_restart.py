@@ -6,10 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, empty_store
-from tests.faults.conftest import production_settings
 from tests.faults.network import PrivateRedis
 from tests.faults.traffic import Flow, session_counts, stored_ids
+from tests.helpers import REDIS_URL, production_settings
 from tests.processes import ServeProcess, WorkerProcess, the_eye_env, wait_until
 from the_eye.store.credentials import create_application
 from the_eye.store.engine import create_engine
@@ -29,10 +28,9 @@ def private_redis(tmp_path):
 
 
 def test_restarting_redis_while_events_flow_loses_no_accepted_event(
-    pg_database, private_redis, tmp_path
+    empty_store_url, private_redis, tmp_path
 ):
-    settings = production_settings(pg_database, private_redis.url)
-    empty_store(settings)
+    settings = production_settings(empty_store_url("postgresql"), private_redis.url)
     engine = create_engine(settings)
     with engine.begin() as conn:
         key = create_application(conn, "web").write_key

@@ -7,10 +7,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import queue_depth
 from tests.faults.network import TcpProxy
-from tests.faults.traffic import error_count, event_batches, post_all, session_counts, stored_ids
+from tests.faults.traffic import event_batches, post_all, session_counts, stored_ids
+from tests.helpers import client_as, count_rows, queue_depth
 from tests.processes import ServeProcess, WorkerProcess, the_eye_env, wait_until
+from the_eye.store.tables import errors
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 def send(url: str, key: str, batches: list[list[dict]]) -> tuple[list[str], list[str]]:
     """Post each batch once; the ids that got a 202, and every answer that broke the contract."""
     accepted, wrong = [], []
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+    with client_as(url, key) as client:
         for batch in batches:
             response = client.post("/events/", json=batch, timeout=30)
             if response.status_code == 202:
@@ -77,5 +78,5 @@ def test_postgresql_unreachable_then_back_loses_nothing_acknowledged(
 
     ids = stored_ids(store)
     assert len(ids) == len(set(ids))
-    assert error_count(store) == 0
+    assert count_rows(store, errors) == 0
     assert all(said == real for said, real in session_counts(store).values())

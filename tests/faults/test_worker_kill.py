@@ -6,17 +6,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import queue_depth
-from tests.faults.traffic import (
-    count,
-    error_count,
-    event_batches,
-    post_all,
-    session_counts,
-    stored_ids,
-)
+from tests.faults.traffic import event_batches, post_all, session_counts, stored_ids
+from tests.helpers import count_rows, queue_depth
 from tests.processes import ServeProcess, WorkerProcess, the_eye_env, wait_until
-from the_eye.store.tables import counters, events
+from the_eye.store.tables import counters, errors, events
 
 pytestmark = pytest.mark.slow
 
@@ -40,10 +33,10 @@ def test_sigkill_of_one_worker_mid_backlog_stores_every_event_exactly_once(
     env = the_eye_env(pg_settings, batch_size=10, redis_claim_idle=2, inbox_claim_idle=2)
     workers = [WorkerProcess(env, tmp_path / f"worker-{i}.log").start() for i in range(3)]
     try:
-        wait_until(lambda: count(store, events) >= TOTAL // 5, timeout=180)
+        wait_until(lambda: count_rows(store, events) >= TOTAL // 5, timeout=180)
         workers[0].kill()
         wait_until(
-            lambda: queue_depth(pg_settings, store) == 0 and count(store, events) == TOTAL,
+            lambda: queue_depth(pg_settings, store) == 0 and count_rows(store, events) == TOTAL,
             timeout=300,
             interval=0.5,
         )
@@ -61,7 +54,7 @@ def test_sigkill_of_one_worker_mid_backlog_stores_every_event_exactly_once(
     assert len(counts) == SESSIONS
     assert {said for said, _ in counts.values()} == {TOTAL // SESSIONS}
     assert all(said == real for said, real in counts.values())
-    assert error_count(store) == 0
+    assert count_rows(store, errors) == 0
     with store.connect() as conn:
         stored = conn.execute(
             sa.select(counters.c.value).where(counters.c.name == "stored")

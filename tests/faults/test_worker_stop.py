@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.conftest import queue_depth
-from tests.faults.traffic import count, event_batches, post_all
+from tests.faults.traffic import event_batches, post_all
+from tests.helpers import count_rows, queue_depth
 from tests.processes import ServeProcess, WorkerProcess, the_eye_env, wait_until
 from the_eye.store.tables import events
 
@@ -27,7 +27,7 @@ def test_sigterm_mid_backlog_finishes_the_batch_in_hand_and_exits_cleanly(
     # Batches of 5,000 events: the signal almost surely lands inside one.
     worker = WorkerProcess(the_eye_env(pg_settings, batch_size=50), tmp_path / "worker.log").start()
     try:
-        wait_until(lambda: count(store, events) > 0, timeout=120, interval=0.05)
+        wait_until(lambda: count_rows(store, events) > 0, timeout=120, interval=0.05)
         assert worker.terminate() == 0
     finally:
         worker.stop()
@@ -35,7 +35,7 @@ def test_sigterm_mid_backlog_finishes_the_batch_in_hand_and_exits_cleanly(
 
     taken = TOTAL // PER_REQUEST - queue_depth(pg_settings, store)
     assert 0 < taken < TOTAL // PER_REQUEST  # stopped mid-backlog, not after it
-    assert count(store, events) == taken * PER_REQUEST
+    assert count_rows(store, events) == taken * PER_REQUEST
     if pg_settings.queue_url != "db":
         client = redis.Redis.from_url(pg_settings.queue_url)
         try:

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import sqlalchemy as sa
 
-from tests.conftest import make_event
-from the_eye.store.tables import errors, events, sessions
+from tests.helpers import client_as, make_event
+from the_eye.store.tables import events, sessions
 
 
 def event_batches(
@@ -31,26 +31,17 @@ def event_batches(
 
 def post_all(url: str, write_key: str, batches: Iterable[list[dict]], threads: int = 4) -> int:
     """Post every batch, requiring a 202 each; return how many events were accepted."""
-    headers = {"Authorization": f"Bearer {write_key}"}
     local = threading.local()
 
     def post(batch: list[dict]) -> int:
         if not hasattr(local, "client"):
-            local.client = httpx.Client(base_url=url, headers=headers, timeout=60)
+            local.client = client_as(url, write_key, timeout=60)
         response = local.client.post("/events/", json=batch)
         assert response.status_code == 202, response.text
         return response.json()["accepted"]
 
     with ThreadPoolExecutor(threads) as pool:
         return sum(pool.map(post, batches))
-
-
-def count(engine, table, *where) -> int:
-    with engine.connect() as conn:
-        query = sa.select(sa.func.count()).select_from(table)
-        for condition in where:
-            query = query.where(condition)
-        return conn.execute(query).scalar_one()
 
 
 def stored_ids(engine) -> list[str]:
@@ -70,10 +61,6 @@ def session_counts(engine) -> dict[str, tuple[int, int]]:
     return {sid: (said.get(sid, 0), real.get(sid, 0)) for sid in said.keys() | real.keys()}
 
 
-def error_count(engine) -> int:
-    return count(engine, errors)
-
-
 class Flow:
     """Requests of `per_request` events sent one after another from a thread until stopped
     (or `max_requests`), remembering which events got a 202 and what every other answer was."""
@@ -81,9 +68,7 @@ class Flow:
     def __init__(
         self, url: str, write_key: str, per_request: int = 10, max_requests: int = 20_000
     ) -> None:
-        self.client = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {write_key}"}, timeout=30
-        )
+        self.client = client_as(url, write_key)
         self.per_request = per_request
         self.max_requests = max_requests
         self.accepted: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tests.conftest import make_event
+from tests.helpers import make_event
 from the_eye.config import Settings
 from the_eye.processor.checker import EventChecker
 from the_eye.processor.checks import EventRejected, Limits, ValidEvent, check_event

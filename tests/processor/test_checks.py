@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import make_event
+from tests.helpers import make_event
 from the_eye.processor.checks import (
     EventRejected,
     Limits,

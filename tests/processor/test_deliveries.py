@@ -22,7 +22,7 @@ def backend(settings) -> str:
 
 
 def test_a_request_delivered_past_the_limit_is_kept_unprocessed(
-    sender, processor, reader, settings, engine
+    sender, processor, admin, settings, engine
 ):
     """Processors died with it in hand three times (simulated by its count): the fourth
     taker keeps it as `processing_failed`, unread, and the queue moves on."""
@@ -33,9 +33,9 @@ def test_a_request_delivered_past_the_limit_is_kept_unprocessed(
         conn.execute(sa.update(inbox).values(attempts=settings.max_deliveries))
     sender.post("/events/", json=make_event(event_id="after"))
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["after"]
-    (error,) = fetch_all(reader, "/errors/")
-    detail = reader.get(f"/errors/{error['id']}/").json()
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["after"]
+    (error,) = fetch_all(admin, "/errors/")
+    detail = admin.get(f"/errors/{error['id']}/").json()
     assert detail["reason"] == "processing_failed"
     assert detail["details"] == {"events": 1, "deliveries": 4}
     assert "poison" in detail["payload"]
@@ -43,7 +43,7 @@ def test_a_request_delivered_past_the_limit_is_kept_unprocessed(
 
 
 def test_a_redis_entry_delivered_past_the_limit_is_kept_unprocessed(
-    sender, reader, settings, engine
+    sender, admin, settings, engine
 ):
     if backend(settings) != "redis":
         pytest.skip("Redis's delivery count")
@@ -65,9 +65,9 @@ def test_a_redis_entry_delivered_past_the_limit_is_kept_unprocessed(
             processor.run_once()
     finally:
         processor.close()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["after"]
-    (error,) = fetch_all(reader, "/errors/")
-    detail = reader.get(f"/errors/{error['id']}/").json()
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["after"]
+    (error,) = fetch_all(admin, "/errors/")
+    detail = admin.get(f"/errors/{error['id']}/").json()
     assert detail["reason"] == "processing_failed"
     assert detail["details"] == {"events": 1, "deliveries": settings.max_deliveries + 1}
     assert queue_depth(settings, engine) == 0
@@ -102,7 +102,7 @@ def test_the_attempt_is_committed_before_processing_and_given_back_on_a_clean_fa
 
 
 def test_a_queued_request_over_the_event_limit_is_refused_unread(
-    sender, reader, settings, engine, creds
+    sender, admin, settings, engine, creds
 ):
     """Queued before ingest had a limit: set aside whole rather than held in memory."""
     queue = open_queue(settings, engine)
@@ -120,12 +120,12 @@ def test_a_queued_request_over_the_event_limit_is_refused_unread(
         processor.drain()
     finally:
         processor.close()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["first"]
-    (error,) = fetch_all(reader, "/errors/")
-    detail = reader.get(f"/errors/{error['id']}/").json()
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["first"]
+    (error,) = fetch_all(admin, "/errors/")
+    detail = admin.get(f"/errors/{error['id']}/").json()
     assert detail["reason"] == "processing_failed"
     assert detail["details"] == {"events": 12, "limit": 10}
-    metrics = reader.get("/metrics").text
+    metrics = admin.get("/metrics").text
     assert "the_eye_events_errored_total 12" in metrics
 
 
@@ -135,7 +135,7 @@ def metric(text: str, name: str) -> int:
     return int(found.group(1))
 
 
-def test_metrics_account_for_every_accepted_event_once(sender, processor, reader):
+def test_metrics_account_for_every_accepted_event_once(sender, processor, admin):
     """received = stored + errored + duplicates, invalid events retried with their event_id
     included; bodies refused at ingest count apart."""
     batches = [
@@ -148,7 +148,7 @@ def test_metrics_account_for_every_accepted_event_once(sender, processor, reader
         assert sender.post("/events/", json=batch).status_code == 202
     assert sender.post("/events/", content=b"{not json").status_code == 400
     processor.drain()
-    text = reader.get("/metrics").text
+    text = admin.get("/metrics").text
     received = metric(text, "the_eye_events_received_total")
     stored = metric(text, "the_eye_events_stored_total")
     errored = metric(text, "the_eye_events_errored_total")

@@ -6,24 +6,18 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import msgspec
 import sqlalchemy as sa
 
-from tests.conftest import fetch_all, make_event, queue_depth
+from tests.helpers import client_as, count_rows, fetch_all, make_event, queue_depth
 from the_eye.processor.worker import Processor
 from the_eye.queue import EVENTS, Message
 from the_eye.store.tables import errors, events, sessions
 from the_eye.timestamps import utcnow
 
 
-def count(engine, table) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-
-
 def test_each_reason_becomes_an_error_and_good_events_of_the_batch_are_stored(
-    sender, processor, reader
+    sender, processor, admin
 ):
     batch = [
         make_event(event_id="good-1"),
@@ -36,9 +30,9 @@ def test_each_reason_becomes_an_error_and_good_events_of_the_batch_are_stored(
     ]
     assert sender.post("/events/", json=batch).status_code == 202
     processor.drain()
-    stored = fetch_all(reader, "/events/", ordering="timestamp")
+    stored = fetch_all(admin, "/events/", ordering="timestamp")
     assert sorted(e["event_id"] for e in stored) == ["good-1", "good-2"]
-    reasons = {e["event_id"]: e["reason"] for e in fetch_all(reader, "/errors/")}
+    reasons = {e["event_id"]: e["reason"] for e in fetch_all(admin, "/errors/")}
     assert sorted(reasons.values()) == sorted(
         [
             "invalid_event",
@@ -50,8 +44,8 @@ def test_each_reason_becomes_an_error_and_good_events_of_the_batch_are_stored(
     )
     assert reasons["future"] == "future_timestamp"
     assert reasons["bad-data"] == "invalid_data"
-    one = fetch_all(reader, "/errors/", reason="invalid_timestamp")[0]
-    detail = reader.get(f"/errors/{one['id']}/").json()
+    one = fetch_all(admin, "/errors/", reason="invalid_timestamp")[0]
+    detail = admin.get(f"/errors/{one['id']}/").json()
     assert "someday" in detail["payload"]
     assert detail["details"] == {"field": "timestamp"}
 
@@ -67,8 +61,7 @@ def test_every_accepted_event_ends_as_exactly_one_event_or_error(
 
     def post_some(worker: int) -> int:
         accepted = 0
-        headers = {"Authorization": f"Bearer {creds.write_key}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        with client_as(server, creds.write_key, timeout=60) as client:
             for request in range(25):
                 batch = []
                 for i in range(25):
@@ -92,35 +85,35 @@ def test_every_accepted_event_ends_as_exactly_one_event_or_error(
     background.join()
     processor.drain()
     assert accepted == 5000
-    assert count(engine, events) + count(engine, errors) == 5000
+    assert count_rows(engine, events) + count_rows(engine, errors) == 5000
     assert queue_depth(settings, engine) == 0
     with engine.connect() as conn:
         counted = conn.execute(sa.select(sa.func.sum(sessions.c.event_count))).scalar_one()
-    assert counted == count(engine, events)
+    assert counted == count_rows(engine, events)
 
 
-def test_same_event_id_three_times_is_stored_once(sender, processor, reader):
+def test_same_event_id_three_times_is_stored_once(sender, processor, admin):
     for _ in range(3):
         sender.post("/events/", json=make_event(session="once", event_id="k-1"))
     sender.post("/events/", json=[make_event(session="once", event_id="k-1")] * 2)
     processor.drain()
-    assert len(fetch_all(reader, "/events/", session="once")) == 1
-    assert reader.get("/sessions/once/").json()["event_count"] == 1
-    metrics = reader.get("/metrics").text
+    assert len(fetch_all(admin, "/events/", session="once")) == 1
+    assert admin.get("/sessions/once/").json()["event_count"] == 1
+    metrics = admin.get("/metrics").text
     assert "the_eye_events_duplicates_total 4" in metrics
 
 
-def test_same_event_id_from_two_applications_are_two_events(sender, processor, reader, engine):
-    other = reader.post("/applications/", json={"name": "mobile"}).json()["write_key"]
+def test_same_event_id_from_two_applications_are_two_events(sender, processor, admin, engine):
+    other = admin.post("/applications/", json={"name": "mobile"}).json()["write_key"]
     sender.post("/events/", json=make_event(event_id="shared"))
     sender.post(
         "/events/", json=make_event(event_id="shared"), headers={"Authorization": f"Bearer {other}"}
     )
     processor.drain()
-    assert {e["application"] for e in fetch_all(reader, "/events/")} == {"web", "mobile"}
+    assert {e["application"] for e in fetch_all(admin, "/events/")} == {"web", "mobile"}
 
 
-def test_concurrent_first_events_of_one_session_make_one_row(server, creds, settings, reader):
+def test_concurrent_first_events_of_one_session_make_one_row(server, creds, settings, admin):
     """20 threads post to one new session while two processors run."""
     from the_eye.processor.worker import Processor
 
@@ -131,8 +124,7 @@ def test_concurrent_first_events_of_one_session_make_one_row(server, creds, sett
         t.start()
 
     def post(i: int) -> None:
-        headers = {"Authorization": f"Bearer {creds.write_key}"}
-        with httpx.Client(base_url=server.url, headers=headers) as client:
+        with client_as(server, creds.write_key) as client:
             for j in range(10):
                 event = make_event(
                     session="shared-session", timestamp=f"2021-01-01 09:{i:02d}:{j:02d}"
@@ -147,15 +139,15 @@ def test_concurrent_first_events_of_one_session_make_one_row(server, creds, sett
     processors[0].drain()
     for p in processors:
         p.close()
-    session = reader.get("/sessions/shared-session/").json()
+    session = admin.get("/sessions/shared-session/").json()
     assert session["event_count"] == 200
     assert session["first_seen"] == "2021-01-01T09:00:00.000000Z"
     assert session["last_seen"] == "2021-01-01T09:19:09.000000Z"
-    assert len(fetch_all(reader, "/sessions/")) == 1
+    assert len(fetch_all(admin, "/sessions/")) == 1
 
 
 def test_a_poison_message_becomes_an_error_and_does_not_block_the_queue(
-    sender, processor, reader, creds
+    sender, processor, admin, creds
 ):
     import asyncio
 
@@ -165,8 +157,8 @@ def test_a_poison_message_becomes_an_error_and_does_not_block_the_queue(
     asyncio.run(processor.queue.publish([poison]))
     sender.post("/events/", json=make_event(event_id="after"))
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["after"]
-    assert [e["reason"] for e in fetch_all(reader, "/errors/")] == ["invalid_json"]
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["after"]
+    assert [e["reason"] for e in fetch_all(admin, "/errors/")] == ["invalid_json"]
 
 
 class BreaksOnOneRequest(Processor):
@@ -180,7 +172,7 @@ class BreaksOnOneRequest(Processor):
         return rows
 
 
-def test_a_request_the_store_refuses_is_isolated_as_an_error(sender, reader, settings, engine):
+def test_a_request_the_store_refuses_is_isolated_as_an_error(sender, admin, settings, engine):
     """The batch around it is stored; it is kept whole, and the queue moves on."""
     sender.post("/events/", json=make_event(event_id="before"))
     poison = msgspec.json.encode([make_event(event_id="doomed", data={"note": "BREAK"})])
@@ -191,44 +183,44 @@ def test_a_request_the_store_refuses_is_isolated_as_an_error(sender, reader, set
         processor.drain()
     finally:
         processor.close()
-    assert sorted(e["event_id"] for e in fetch_all(reader, "/events/")) == ["after", "before"]
-    (error,) = fetch_all(reader, "/errors/")
+    assert sorted(e["event_id"] for e in fetch_all(admin, "/events/")) == ["after", "before"]
+    (error,) = fetch_all(admin, "/errors/")
     assert error["reason"] == "processing_failed"
-    assert reader.get(f"/errors/{error['id']}/").json()["payload"] == poison.decode()
+    assert admin.get(f"/errors/{error['id']}/").json()["payload"] == poison.decode()
     assert queue_depth(settings, engine) == 0
 
 
-def test_integers_beyond_64_bits_are_invalid_data_on_every_store(sender, processor, reader):
+def test_integers_beyond_64_bits_are_invalid_data_on_every_store(sender, processor, admin):
     big = b'{"session_id": "p", "category": "c", "name": "n", "timestamp": "2021-01-01",'
     big += b' "event_id": "big", "data": {"ok": [1, -9223372036854775808, 9223372036854775807],'
     big += b' "n": {"deep": [0, 1180591620717411303424]}}}'
     fits = make_event(event_id="fits", data={"n": 2**63 - 1, "m": -(2**63), "id": "1" * 40})
     assert sender.post("/events/", content=b"[" + big + b"," + msgspec.json.encode(fits) + b"]")
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["fits"]
-    (error,) = fetch_all(reader, "/errors/")
-    detail = reader.get(f"/errors/{error['id']}/").json()
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["fits"]
+    (error,) = fetch_all(admin, "/errors/")
+    detail = admin.get(f"/errors/{error['id']}/").json()
     assert (detail["reason"], detail["event_id"]) == ("invalid_data", "big")
     assert detail["details"] == {"field": "data", "path": "$.data.n.deep[1]"}
     assert "1180591620717411303424" in detail["payload"]
 
 
 def test_a_body_with_a_nul_byte_becomes_an_error_and_does_not_block_the_queue(
-    sender, processor, reader, settings, engine
+    sender, processor, admin, settings, engine
 ):
     assert sender.post("/events/", content=b"\x00{").status_code == 400
     sender.post("/events/", json=make_event(event_id="after"))
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/events/")] == ["after"]
-    (error,) = fetch_all(reader, "/errors/")
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["after"]
+    (error,) = fetch_all(admin, "/errors/")
     assert error["reason"] == "invalid_json"
     assert queue_depth(settings, engine) == 0
 
 
-def test_nul_characters_are_rejected_on_every_backend(sender, processor, reader):
+def test_nul_characters_are_rejected_on_every_backend(sender, processor, admin):
     sender.post("/events/", json=[make_event(data={"q": "a\x00b"}), make_event(name="x\x00")])
     processor.drain()
-    assert sorted(e["reason"] for e in fetch_all(reader, "/errors/")) == [
+    assert sorted(e["reason"] for e in fetch_all(admin, "/errors/")) == [
         "invalid_data",
         "invalid_event",
     ]
@@ -249,15 +241,15 @@ def test_batches_are_sized_by_events_not_requests(sender, settings):
     assert taken == [1, 10, 10, 9]
 
 
-def test_an_invalid_event_retried_with_its_event_id_is_one_error(sender, processor, reader):
+def test_an_invalid_event_retried_with_its_event_id_is_one_error(sender, processor, admin):
     for _ in range(3):
         sender.post("/events/", json=make_event(event_id="bad-1", data={}))
     processor.drain()
-    assert [e["event_id"] for e in fetch_all(reader, "/errors/")] == ["bad-1"]
-    assert "the_eye_events_errored_total 1" in reader.get("/metrics").text
+    assert [e["event_id"] for e in fetch_all(admin, "/errors/")] == ["bad-1"]
+    assert "the_eye_events_errored_total 1" in admin.get("/metrics").text
 
 
-def test_an_oversized_event_keeps_a_bounded_prefix_and_its_size(sender, reader, settings, creds):
+def test_an_oversized_event_keeps_a_bounded_prefix_and_its_size(sender, admin, settings, creds):
     limits = {"max_body_bytes": 8 * 1024 * 1024, "max_event_bytes": 1000}
     limits["max_error_payload_bytes"] = 4096
     processor = Processor.from_settings(settings.model_copy(update=limits))
@@ -267,8 +259,8 @@ def test_an_oversized_event_keeps_a_bounded_prefix_and_its_size(sender, reader, 
         processor.drain()
     finally:
         processor.close()
-    (error,) = fetch_all(reader, "/errors/")
-    detail = reader.get(f"/errors/{error['id']}/").json()
+    (error,) = fetch_all(admin, "/errors/")
+    detail = admin.get(f"/errors/{error['id']}/").json()
     assert detail["reason"] == "event_too_large"
     assert len(detail["payload"]) == 4096
     assert detail["payload"].startswith("{")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import make_event
+from tests.helpers import count_rows, make_event, write_schema_file
 from the_eye.processor.checks import EventRejected, Limits, ValidEvent, check_event
 from the_eye.processor.schemas import (
     SchemaInvalid,
@@ -181,17 +181,12 @@ def test_strict_applications_get_unknown_event_type_for_types_without_schema(eng
     assert isinstance(known, ValidEvent)
 
 
-def write(path, schema) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(schema))
-
-
 def test_schema_files_make_versions_only_when_they_change(engine, tmp_path):
     root = tmp_path / "schemas"
-    write(root / "form interaction" / "submit.json", FORM)
-    write(root / "page interaction" / "pageview.json", {"type": "object"})
+    write_schema_file(root / "form interaction" / "submit.json", FORM)
+    write_schema_file(root / "page interaction" / "pageview.json", {"type": "object"})
     (root / "README.md").write_text("not a schema")
-    write(root / ".git" / "x" / "ignored.json", {"type": 5})
+    write_schema_file(root / ".git" / "x" / "ignored.json", {"type": 5})
 
     first = load_schema_dir(engine, root)
     assert first.created == ["form interaction/submit.json", "page interaction/pageview.json"]
@@ -202,7 +197,9 @@ def test_schema_files_make_versions_only_when_they_change(engine, tmp_path):
     (root / "form interaction" / "submit.json").write_text(
         json.dumps(dict(reversed(FORM.items())), indent=4)
     )
-    write(root / "page interaction" / "pageview.json", {"type": "object", "required": ["path"]})
+    write_schema_file(
+        root / "page interaction" / "pageview.json", {"type": "object", "required": ["path"]}
+    )
     third = load_schema_dir(engine, root)
     assert third.created == ["page interaction/pageview.json"]
     with engine.connect() as conn:
@@ -215,19 +212,18 @@ def test_schema_files_make_versions_only_when_they_change(engine, tmp_path):
 
 def test_a_bad_schema_file_loads_nothing(engine, tmp_path):
     root = tmp_path / "schemas"
-    write(root / "form interaction" / "submit.json", FORM)
-    write(root / "page interaction" / "pageview.json", {"type": "objekt"})
+    write_schema_file(root / "form interaction" / "submit.json", FORM)
+    write_schema_file(root / "page interaction" / "pageview.json", {"type": "objekt"})
     with pytest.raises(SchemaFileInvalid, match=r"pageview\.json"):
         load_schema_dir(engine, root)
     (root / "page interaction" / "pageview.json").write_text("{not json")
     with pytest.raises(SchemaFileInvalid, match="not JSON"):
         load_schema_dir(engine, root)
     (root / "page interaction" / "pageview.json").unlink()
-    write(root / "stray.json", {"type": "object"})
+    write_schema_file(root / "stray.json", {"type": "object"})
     with pytest.raises(SchemaFileInvalid, match=r"<category>/<name>\.json"):
         load_schema_dir(engine, root)
-    with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(schemas)).scalar_one() == 0
+    assert count_rows(engine, schemas) == 0
 
 
 # Digests as The Eye stored them before it encoded schemas with msgspec: computed with

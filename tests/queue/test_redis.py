@@ -11,7 +11,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from tests.conftest import PG_URL, REDIS_URL, delete_stream, empty_store, make_event
+from tests.helpers import PG_URL, REDIS_URL, count_rows, delete_stream, make_event
 from tests.processes import free_port
 from the_eye.config import Settings
 from the_eye.processor.checker import EventChecker
@@ -19,7 +19,6 @@ from the_eye.processor.worker import Processor
 from the_eye.queue import EVENTS, INVALID_BODY, Message, QueueUnavailable
 from the_eye.queue.redis import RedisQueue, redis_errors_as_unavailable
 from the_eye.store.credentials import create_application
-from the_eye.store.engine import create_engine
 from the_eye.store.tables import counters, errors, events, sessions
 
 pytestmark = pytest.mark.skipif(not REDIS_URL, reason="THE_EYE_TEST_REDIS_URL is not set")
@@ -35,30 +34,18 @@ def stores() -> list:
 
 
 @pytest.fixture(params=stores())
-def settings(request, tmp_path):
+def settings(request, empty_store_url):
     """A migrated, empty store and a stream of this test's own, deleted afterwards."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'the-eye.db'}"
-    else:
-        url = request.getfixturevalue("pg_database")
     settings = Settings(
-        database_url=url,
+        database_url=empty_store_url(request.param),
         queue_url=REDIS_URL,
         redis_stream=f"the-eye-test:{uuid.uuid4().hex}",
         redis_claim_idle=60,
         poll_interval=0.01,
         _env_file=None,
     )
-    empty_store(settings)
     yield settings
     delete_stream(settings)
-
-
-@pytest.fixture
-def engine(settings):
-    engine = create_engine(settings)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
@@ -249,9 +236,9 @@ def test_a_message_delivered_again_after_the_store_commit_changes_nothing(settin
             second.run_once()
     finally:
         second.close()
+    assert count_rows(engine, events) == 2
+    assert count_rows(engine, errors) == 2
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 2
-        assert conn.execute(sa.select(sa.func.count()).select_from(errors)).scalar() == 2
         count = conn.execute(sa.select(sessions.c.event_count)).scalar_one()
         values = dict(conn.execute(sa.select(counters.c.name, counters.c.value)).all())
     assert count == 2

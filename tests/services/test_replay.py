@@ -6,8 +6,8 @@ import threading
 
 import sqlalchemy as sa
 
-from tests.conftest import make_event
 from tests.consistency import assert_rollups_match_rows, assert_sessions_match_events
+from tests.helpers import count_rows, make_event
 from the_eye.processor.checker import EventChecker
 from the_eye.processor.checks import Limits
 from the_eye.processor.schemas import SchemaRegistry
@@ -15,13 +15,6 @@ from the_eye.services.replay import ReplayCounts, replay_errors
 from the_eye.services.schemas import register_schema
 from the_eye.store.queries import ErrorFilter, count_errors
 from the_eye.store.tables import errors, events
-
-
-def count(engine, table, *where) -> int:
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.select(sa.func.count()).select_from(table).where(*where)
-        ).scalar_one()
 
 
 def make_errors(engine, sender, processor, n: int) -> None:
@@ -36,7 +29,7 @@ def make_errors(engine, sender, processor, n: int) -> None:
         ]
         assert sender.post("/events/", json=batch).status_code == 202
     processor.drain()
-    assert count(engine, errors, errors.c.reason == "schema_violation") == n
+    assert count_rows(engine, errors, errors.c.reason == "schema_violation") == n
     with engine.begin() as conn:
         register_schema(conn, "page interaction", "pageview", {"type": "object"})
 
@@ -62,13 +55,13 @@ def test_bulk_replay_of_10000_errors_goes_in_batches_and_stores_each_once(
     assert (counts.replayed, counts.still_failing, counts.skipped) == (10_000, 0, 0)
     # Progress after every batch, and no batch larger than asked.
     assert seen == list(range(1000, 10_001, 1000))
-    assert count(engine, events) == 10_000
-    assert count(engine, errors, errors.c.replayed) == 10_000
-    assert count(engine, errors, errors.c.replayed_event_id.is_(None)) == 0
+    assert count_rows(engine, events) == 10_000
+    assert count_rows(engine, errors, errors.c.replayed) == 10_000
+    assert count_rows(engine, errors, errors.c.replayed_event_id.is_(None)) == 0
 
     again = replay(engine, batch_size=1000)
     assert (again.replayed, again.skipped) == (0, 10_000)
-    assert count(engine, events) == 10_000
+    assert count_rows(engine, events) == 10_000
     assert_sessions_match_events(engine)
     assert_rollups_match_rows(engine)
 
@@ -86,7 +79,7 @@ def test_two_replays_at_once_store_each_event_once(engine, sender, processor, se
         thread.join()
     assert sum(r.replayed for r in results) == 2000
     assert sum(r.skipped for r in results) == sum(r.done for r in results) - 2000
-    assert count(engine, events) == 2000
+    assert count_rows(engine, events) == 2000
     with engine.connect() as conn:
         linked = conn.execute(
             sa.select(sa.func.count(sa.distinct(errors.c.replayed_event_id)))

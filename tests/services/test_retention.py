@@ -100,7 +100,7 @@ def test_cutoff_is_that_many_days_before_now():
     assert cutoff_for(30, now) == datetime(2021, 1, 30, 12, 0, 0)
 
 
-def test_stats_no_longer_count_what_was_purged(engine, creds, reader):
+def test_stats_no_longer_count_what_was_purged(engine, creds, admin):
     with engine.begin() as conn:
         store_events(
             conn,
@@ -110,5 +110,5 @@ def test_stats_no_longer_count_what_was_purged(engine, creds, reader):
             ],
         )
     purge(engine, CUTOFF)
-    totals = reader.get("/stats/").json()["totals"]["events"]
+    totals = admin.get("/stats/").json()["totals"]["events"]
     assert sum(t["count"] for t in totals) == 1

@@ -5,29 +5,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PG_URL
+from tests.helpers import PG_URL, postgresql_database
 from the_eye.config import Settings
-from the_eye.store.engine import create_engine, normalise_url
+from the_eye.store.engine import create_engine
 from the_eye.store.tables import COUNTER_NAMES, counters
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="THE_EYE_TEST_DATABASE_URL is not set")
 
 
 @pytest.fixture
-def empty_database() -> str:
-    admin = sa.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"the_eye_migrate_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield sa.make_url(normalise_url(PG_URL)).set(database=name).render_as_string(False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+def empty_database() -> Iterator[str]:
+    with postgresql_database("the_eye_migrate") as url:
+        yield url
 
 
 def test_processes_migrating_an_empty_database_at_once_all_succeed(empty_database):

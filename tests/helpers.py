@@ -1,0 +1,168 @@
+"""Plain functions and classes the tests share: events to send, a live server in a thread,
+clients of it, and counts read straight from the store. Fixtures live in `conftest.py`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.engine import Engine
+
+from the_eye.api.app import create_app
+from the_eye.config import Settings
+from the_eye.queue import open_queue
+from the_eye.store.engine import normalise_url
+
+# The shared PostgreSQL server and Redis of the environment; tests that need one skip without.
+PG_URL = os.environ.get("THE_EYE_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("THE_EYE_TEST_REDIS_URL")
+
+
+def make_event(session: str = "s-1", **overrides) -> dict:
+    """A valid pageview event; `overrides` replace or add fields."""
+    event = {
+        "session_id": session,
+        "category": "page interaction",
+        "name": "pageview",
+        "data": {"host": "www.consumeraffairs.com", "path": "/"},
+        "timestamp": "2021-01-01 09:15:27.243860",
+    }
+    event.update(overrides)
+    return event
+
+
+class LiveServer:
+    """The real ASGI app under uvicorn, in a thread, on a free port."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Named TCP, not left to the default protocol 0: asyncio turns Nagle's algorithm off
+        # only on connections of a socket that says it is TCP, and with it on every answer
+        # waits some 40 ms for the client's delayed acknowledgement.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            create_app(settings), log_level="warning", access_log=False, loop="asyncio"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+# Made once: each client would otherwise load the certificate bundle again (tens of ms).
+_TLS = httpx.create_ssl_context()
+
+
+def client_as(server: LiveServer | str, secret: str, timeout: float = 30) -> httpx.Client:
+    """An HTTP client of a server (a live server or its URL) that sends `secret` as its
+    Bearer credential."""
+    url = server if isinstance(server, str) else server.url
+    return httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=timeout, verify=_TLS
+    )
+
+
+def fetch_all(client: httpx.Client, path: str, **params) -> list[dict]:
+    """Every result of a paginated list, following `next`."""
+    results, url = [], path
+    response = client.get(url, params=params)
+    while True:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        results.extend(body["results"])
+        if not body["next"]:
+            return results
+        response = client.get(body["next"])
+
+
+def post_schema(
+    client: httpx.Client, schema, category: str = "page interaction", name: str = "pageview"
+) -> httpx.Response:
+    """`POST /schemas/`: the next version of the type's schema."""
+    return client.post("/schemas/", json={"category": category, "name": name, "schema": schema})
+
+
+def write_schema_file(path: Path, schema) -> None:
+    """Write `schema` as JSON to `path` (in a schemas directory: `<category>/<name>.json`),
+    making its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(schema))
+
+
+def count_rows(engine: Engine, table: sa.Table, *where) -> int:
+    """How many rows of `table` the store holds (that meet every condition of `where`)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(*where)
+        ).scalar_one()
+
+
+def queue_depth(settings: Settings, engine: Engine) -> int:
+    """How many accepted requests wait in the settings' queue, whichever backend it is."""
+    queue = open_queue(settings, engine)
+    try:
+        return queue.depth()
+    finally:
+        queue.close()
+
+
+def production_settings(database_url: str, queue_url: str) -> Settings:
+    """Settings as a deployment has them (no test's short intervals), on a stream of its own."""
+    return Settings(
+        database_url=database_url,
+        queue_url=queue_url,
+        redis_stream=f"the-eye-test:{uuid.uuid4().hex}",
+        _env_file=None,
+    )
+
+
+def delete_stream(settings: Settings) -> None:
+    """Remove a test's Redis stream (and with it its consumer group)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.queue_url)
+    try:
+        client.delete(settings.redis_stream, f"{settings.redis_stream}:received")
+    finally:
+        client.close()
+
+
+@contextmanager
+def postgresql_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of `PG_URL`, dropped on exit."""
+    admin = sa.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield (
+            sa.make_url(normalise_url(PG_URL))
+            .set(database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
