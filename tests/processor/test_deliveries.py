@@ -10,7 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import fetch_all, make_event, queue_depth
+from tests.helpers import fetch_all, make_event, queue_depth
 from the_eye.processor.worker import Processor
 from the_eye.queue import EVENTS, Message, open_queue
 from the_eye.store.tables import inbox

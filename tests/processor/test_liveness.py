@@ -10,7 +10,7 @@ import signal
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, fetch_all, make_event
+from tests.helpers import LiveServer, fetch_all, make_event
 from tests.processes import ServeProcess, the_eye_env, wait_until
 from the_eye.processor.worker import Processor
 
