@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from the_eye.config import get_settings
 
+if TYPE_CHECKING:  # imported where used, so that each command loads only what it needs
+    from rich.progress import Progress, TaskID
+    from sqlalchemy.engine import Engine
 
-def _engine():
+
+def _engine() -> Engine:
     from the_eye.store.engine import create_engine
     from the_eye.store.migrate import migrate
 
@@ -57,7 +64,9 @@ def migrate() -> None:
     help="Processor processes started beside the API.",
 )
 @click.option("--no-processor", is_flag=True, help="API only; run `the-eye worker` elsewhere.")
-def serve(host, port, workers, processors, no_processor) -> None:
+def serve(
+    host: str | None, port: int | None, workers: int, processors: int, no_processor: bool
+) -> None:
     """Migrate if needed, then run the HTTP API and the background processor."""
     import uvicorn
 
@@ -95,6 +104,7 @@ def serve(host, port, workers, processors, no_processor) -> None:
             port=port or settings.port,
             workers=workers,
             log_level="info",
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             **SERVER_OPTIONS,
         )
     finally:
@@ -150,7 +160,7 @@ def tokens_create(name: str, scope: str) -> None:
         click.echo(create_token(conn, name, scope))
 
 
-def _load_schemas(engine, directory) -> None:
+def _load_schemas(engine: Engine, directory: Path) -> None:
     from the_eye.services.schemas import SchemaFileInvalid, load_schema_dir
 
     try:
@@ -190,7 +200,7 @@ def schemas_load(directory: Path | None) -> None:
         engine.dispose()
 
 
-def _time_option(value: str | None, name: str):
+def _time_option(value: str | None, name: str) -> datetime | None:
     from the_eye.timestamps import parse_timestamp
 
     if value is None:
@@ -216,7 +226,12 @@ def errors() -> None:
 )
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
 def errors_replay(
-    reason, application, received_at_gte, received_at_lte, replayed, batch_size
+    reason: str | None,
+    application: str | None,
+    received_at_gte: str | None,
+    received_at_lte: str | None,
+    replayed: bool | None,
+    batch_size: int,
 ) -> None:
     """Run errors through processing again with the schemas in force now.
 
@@ -312,7 +327,7 @@ def purge(days: int | None, batch_size: int) -> None:
 
 
 @contextmanager
-def _spinner():
+def _spinner() -> Iterator[tuple[Progress, TaskID]]:
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as bar:

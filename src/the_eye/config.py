@@ -55,18 +55,56 @@ class Settings(BaseSettings):
     segment_max_batch_bytes: int = Field(
         500 * 1024, description="Largest Segment body (`/v1/batch`), after gzip decoding."
     )
+    max_events_per_request: int = Field(
+        5000, ge=1, description="Most events (or Segment messages) one request may carry."
+    )
+    body_key_max_bytes: int = Field(
+        64 * 1024,
+        description="Largest body, after gzip decoding, that may carry its write key inside; "
+        "larger bodies must send the key in `Authorization`.",
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a connection may take to send a request's headers."
+    )
+    body_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a request may take to send its body, once its headers are in.",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, description="Largest request line and headers together; larger answer 431."
+    )
+    rate_limit_per_key: float = Field(
+        0.0,
+        ge=0,
+        description="Requests per second one write key may send to one API process; 0: no limit.",
+    )
+    rate_limit_burst: float = Field(
+        0.0,
+        ge=0,
+        description="Requests a write key may send at once above its rate; 0: one second's worth.",
+    )
+    auth_failures_per_address: int = Field(
+        60,
+        ge=0,
+        description="Failed authentications per minute one client address may make before "
+        "answers turn to 429; 0: no limit.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="Proxies trusted to set `X-Forwarded-For` (comma-separated, `*` for any).",
+    )
+    public_url: str | None = Field(
+        None,
+        description="The Eye's public base URL (`https://eye.example.com`), used in `next` "
+        "links; unset, `next` links are relative.",
+    )
 
     batch_size: int = Field(2000, description="Most queued requests a processor takes at once.")
     batch_events: int = Field(
         10000, description="About how many events a processor takes into one transaction."
     )
     poll_interval: float = Field(0.02, description="Seconds an idle processor waits between polls.")
-    max_events_per_request: int = Field(
-        5000,
-        ge=1,
-        description="Most events one request may carry; a processor sets aside a "
-        "queued request over it (queued before the limit) rather than hold it in memory.",
-    )
     max_deliveries: int = Field(
         3,
         ge=1,
@@ -85,7 +123,9 @@ class Settings(BaseSettings):
         description="How often a processor records that it is alive; `/ready/` and `/metrics` "
         "count a processor silent for three times this as down.",
     )
-    key_cache_seconds: float = Field(2.0, description="How long a write-key lookup is cached.")
+    key_cache_seconds: float = Field(
+        2.0, description="How long a write-key lookup is cached, found or not."
+    )
     sqlite_busy_timeout_ms: int = Field(
         5000, description="How long a SQLite writer waits for the lock before giving up (503)."
     )

@@ -290,7 +290,7 @@ class BenchRun:
         received = counters.received - base.received
         settled = counters.settled - base.settled
         report.e2e_events_per_s = settled / (settled_at - first_request)
-        details = {
+        details: dict[str, object] = {
             "e2e_events": received,
             "e2e_complete": complete,
             "e2e_seconds": round(settled_at - first_request, 2),

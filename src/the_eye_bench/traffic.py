@@ -95,7 +95,7 @@ def _session_events(rng: random.Random, session_id: str, start: datetime) -> Ite
         if i == 0 or roll < 0.6:
             yield Event(session_id, PAGE, "pageview", {"host": host, "path": path}, when)
         elif roll < 0.9:
-            data = {"host": host, "path": path, "element": rng.choice(ELEMENTS)}
+            data: dict[str, Any] = {"host": host, "path": path, "element": rng.choice(ELEMENTS)}
             yield Event(session_id, PAGE, "cta click", data, when)
         else:
             form = {"first_name": rng.choice(FIRST_NAMES), "last_name": rng.choice(LAST_NAMES)}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import gzip
 import re
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import msgspec
@@ -23,8 +25,9 @@ from tests.helpers import (
     queue_depth,
 )
 from tests.processes import free_port
+from the_eye.api.auth import CachedLookup
 from the_eye.config import Settings
-from the_eye.store.credentials import create_application
+from the_eye.store.credentials import application_for_key, create_application
 from the_eye.store.engine import create_engine
 from the_eye.store.tables import inbox
 
@@ -211,6 +214,9 @@ def test_a_redis_queue_that_cannot_take_events_answers_503_saying_when_to_retry(
                 )
             response = client.post("/events/", json=make_event(), headers=headers)
             assert retry_after(response) == 1
+            message = response.json()["error"]["message"]
+            assert "127.0.0.1" not in message and "Redis" not in message, message
+            assert ("full" in message) == (trouble == "full")
             ready = client.get("/ready/")
             assert ready.status_code == (200 if trouble == "full" else 503)
             if trouble == "unreachable":
@@ -286,3 +292,192 @@ def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds,
         time.sleep(0.2)
     time.sleep(0.3)
     assert count_rows(engine, inbox) == 0
+
+
+def zeros_bomb(elements: int) -> bytes:
+    """A few kilobytes of gzip that inflate to a JSON array of `elements` zeros."""
+    return gzip.compress(b"[" + b"0," * (elements - 1) + b"0]", 9)
+
+
+def test_a_gzip_bomb_without_a_key_is_refused_before_it_is_read(server):
+    """Millions of elements, no key: a 401 that never decompresses or parses the body, while
+    `/health/` keeps answering at once."""
+    bomb = zeros_bomb(2_500_000)  # 5 MB inflated, under THE_EYE_MAX_BODY_BYTES
+    assert len(bomb) < 10_000
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    health_seconds: list[float] = []
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as attacker,
+        httpx.Client(base_url=server.url, timeout=30) as monitor,
+    ):
+
+        def attack() -> list[httpx.Response]:
+            return [attacker.post("/events/", content=bomb, headers=headers) for _ in range(10)]
+
+        with ThreadPoolExecutor(1) as pool:
+            answers = pool.submit(attack)
+            while not answers.done():
+                started = time.perf_counter()
+                assert monitor.get("/health/").status_code == 200
+                health_seconds.append(time.perf_counter() - started)
+            refused = answers.result()
+    for response in refused:
+        assert response.status_code == 401
+        error = response.json()["error"]
+        assert error["code"] == "unauthorized"
+        assert "in the header" in error["message"]
+    print(f"/health/ during the bombs: max {max(health_seconds) * 1000:.1f} ms")
+    assert max(health_seconds) < 0.25  # parsing one bomb held the event loop for 0.5 s
+
+
+def test_a_large_body_with_its_key_inside_is_told_to_send_the_key_in_the_header(
+    server, creds, settings
+):
+    events = [make_event(event_id=f"e{i}") for i in range(600)]
+    body = msgspec.json.encode({"writeKey": creds.write_key, "batch": events})
+    assert len(body) > settings.body_key_max_bytes
+    with httpx.Client(base_url=server.url) as anonymous:
+        response = anonymous.post("/events/", content=body)
+        small = anonymous.post("/events/", json={"writeKey": creds.write_key, "batch": events[:1]})
+    assert response.status_code == 401
+    assert "must send its write key in the header" in response.json()["error"]["message"]
+    assert small.status_code == 202
+
+
+def test_too_many_events_in_one_request_is_413_and_queues_nothing(sender, settings, engine):
+    limit = settings.max_events_per_request
+    over = sender.post("/events/", json=[0] * (limit + 1))
+    assert over.status_code == 413
+    assert over.json()["error"]["code"] == "too_many_events"
+    segment = sender.post("/v1/batch", json={"batch": [{}] * (limit + 1)})
+    assert segment.status_code == 413
+    assert segment.json()["error"]["code"] == "too_many_events"
+    assert queue_depth(settings, engine) == 0
+    at_limit = sender.post("/events/", json=[make_event() for _ in range(limit)])
+    assert at_limit.status_code == 202 and at_limit.json()["accepted"] == limit
+
+
+def test_large_bodies_are_parsed_off_the_event_loop(sender):
+    """A body past the inline size (here gzip inflating past it) is read whole and right."""
+    events = [make_event(event_id=f"big-{i}", data={"pad": "x" * 200}) for i in range(400)]
+    raw = msgspec.json.encode(events)
+    assert len(raw) > 64 * 1024
+    response = sender.post(
+        "/events/", content=gzip.compress(raw), headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 202
+    assert response.json()["event_ids"] == [f"big-{i}" for i in range(400)]
+
+
+def test_server_made_event_ids_are_random(sender):
+    first = sender.post("/events/", json=[make_event(), make_event()]).json()["event_ids"]
+    second = sender.post("/events/", json=make_event()).json()["event_ids"]
+    ids = first + second
+    assert all(re.fullmatch(r"[0-9a-f]{32}", event_id) for event_id in ids), ids
+    assert len(set(ids)) == 3
+    # 128 random bits each: no shared prefix a counter would leave.
+    assert len({event_id[:8] for event_id in ids}) == 3
+
+
+def next_ids_a_counter_would_make(event_id: str, count: int) -> list[str]:
+    """The ids a server of `<per-process prefix><hex counter>-<index>` would make next, and
+    the id read as one hex number plus one, for a server of any other counter."""
+    guesses = []
+    counter = re.fullmatch(r"([0-9a-f]{16})([0-9a-f]+)-(\d+)", event_id)
+    if counter:
+        prefix, serial = counter.group(1), int(counter.group(2), 16)
+        guesses += [f"{prefix}{serial + n:x}-0" for n in range(1, count + 1)]
+    if re.fullmatch(r"[0-9a-f]+", event_id):
+        guesses += [f"{int(event_id, 16) + n:0{len(event_id)}x}" for n in range(1, count + 1)]
+    return guesses
+
+
+def test_a_key_holder_cannot_take_the_ids_the_server_makes_next(sender, processor, reader):
+    seen = sender.post("/events/", json=make_event()).json()["event_ids"][0]
+    squatted = [
+        make_event(event_id=guess, name="squatter")
+        for guess in next_ids_a_counter_would_make(seen, 30)
+    ]
+    assert sender.post("/events/", json=squatted).status_code == 202
+    honest = [sender.post("/events/", json=make_event(name="honest")) for _ in range(5)]
+    honest_ids = {r.json()["event_ids"][0] for r in honest}
+    processor.drain()
+    stored = {e["event_id"]: e["name"] for e in fetch_all(reader, "/events/")}
+    assert all(stored.get(event_id) == "honest" for event_id in honest_ids), stored
+
+
+def test_bytes_after_a_gzip_body_are_refused(sender):
+    body = gzip.compress(msgspec.json.encode(make_event())) + b"trailing"
+    response = sender.post("/events/", content=body, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 400
+    assert "after its gzip stream" in response.json()["error"]["message"]
+
+
+def test_failed_authentications_from_one_address_turn_to_429(empty_store_url):
+    settings = Settings(
+        database_url=empty_store_url("sqlite"),
+        auth_failures_per_address=5,
+        _env_file=None,
+    )
+    engine, key = store_with_application(settings, "web")
+    engine.dispose()
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
+        good = {"Authorization": f"Bearer {key}"}
+        assert client.post("/events/", json=make_event(), headers=good).status_code == 202
+        answers = [
+            client.post(
+                "/events/",
+                json=make_event(),
+                headers={"Authorization": f"Bearer eye_wk_guess{i}"},
+            ).status_code
+            for i in range(5)
+        ]
+        assert answers == [401] * 5
+        limited = client.post(
+            "/events/", json=make_event(), headers={"Authorization": "Bearer eye_wk_guess"}
+        )
+        anonymous = client.post("/events/", json={"batch": []})
+        token = client.get("/events/", headers={"Authorization": "Bearer eye_tk_guess"})
+        for response in (limited, anonymous, token):
+            assert response.status_code == 429
+            assert response.json()["error"]["code"] == "rate_limited"
+            seconds = int(response.headers["Retry-After"])
+            assert 1 <= seconds <= 60
+            assert f"retry in {seconds} s" in response.json()["error"]["message"]
+        # A key this process has seen valid is still taken from that address.
+        assert client.post("/events/", json=make_event(), headers=good).status_code == 202
+
+
+def test_a_write_key_over_its_rate_is_429(empty_store_url):
+    settings = Settings(
+        database_url=empty_store_url("sqlite"),
+        rate_limit_per_key=0.5,
+        rate_limit_burst=3,
+        _env_file=None,
+    )
+    engine, key = store_with_application(settings, "web")
+    with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        answers = [client.post("/events/", json=make_event(), headers=headers) for _ in range(4)]
+    assert [r.status_code for r in answers] == [202, 202, 202, 429]
+    assert answers[3].json()["error"]["code"] == "rate_limited"
+    assert answers[3].headers["Retry-After"] == "2"
+    assert count_rows(engine, inbox) == 3
+    engine.dispose()
+
+
+def test_unknown_write_keys_are_looked_up_once_while_cached(engine, creds):
+    fetched: list[str] = []
+
+    def counted(conn, key):
+        fetched.append(key)
+        return application_for_key(conn, key)
+
+    keys = CachedLookup(engine, 60, counted)
+    assert [keys.lookup("eye_wk_nope") for _ in range(3)] == [None, None, None]
+    assert keys.lookup(creds.write_key) == keys.lookup(creds.write_key) == creds.application_id
+    assert fetched == ["eye_wk_nope", creds.write_key]
+    bounded = CachedLookup(engine, 60, counted, max_keys=100)
+    for i in range(1000):
+        bounded.lookup(f"eye_wk_random{i}")
+    assert len(bounded._misses) <= 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.helpers import fetch_all, make_event
+from tests.helpers import LiveServer, client_as, fetch_all, make_event
 
 
 @pytest.fixture
@@ -245,3 +245,27 @@ def test_application_lifecycle(server, admin):
     assert admin.delete(f"/applications/{app['id']}/").status_code == 204
     assert send(rotated["write_key"]) == 401
     assert admin.post("/applications/9999/rotate-key/").status_code == 404
+
+
+def test_next_links_do_not_follow_the_host_header(stored, reader):
+    page = reader.get(
+        "/events/",
+        params={"limit": 5, "category": "page interaction"},
+        headers={"Host": "evil.example"},
+    ).json()
+    assert page["next"].startswith("/events/?")
+    assert "evil.example" not in page["next"]
+    assert "category=page+interaction" in page["next"] and "limit=5" in page["next"]
+    following = reader.get(page["next"]).json()
+    assert following["results"] and following["results"][0] not in page["results"]
+
+
+def test_next_links_use_the_public_url_when_set(settings, creds, sender, processor):
+    for i in range(3):
+        sender.post("/events/", json=make_event(event_id=f"p-{i}"))
+    processor.drain()
+    public = settings.model_copy(update={"public_url": "https://eye.example.com/"})
+    with LiveServer(public) as live, client_as(live, creds.read_token) as reader:
+        page = reader.get("/events/", params={"limit": 1}, headers={"host": "evil.example"})
+    assert page.status_code == 200, page.text
+    assert page.json()["next"].startswith("https://eye.example.com/events/?limit=1&cursor=")

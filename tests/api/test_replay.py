@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from tests.consistency import assert_rollups_match_rows, assert_sessions_match_events
 from tests.helpers import fetch_all, make_event, post_schema
+from the_eye.services import replay
+from the_eye.store.tables import errors
 
 STRICT_PATH = {"type": "object", "required": ["path"], "properties": {"path": {"pattern": "^/"}}}
 
@@ -70,6 +74,27 @@ def test_an_error_that_fails_again_keeps_its_record_with_the_new_reason(
     assert replayed["replayed"] is False
     assert only_error(admin)["reason"] == "schema_violation"
     assert_rollups_match_rows(engine)
+
+
+def test_an_error_deleted_while_it_is_replayed_answers_404(
+    sender, processor, admin, engine, monkeypatch
+):
+    """Retention may delete the error between its replay and the look-up of the answer."""
+    sender.post("/events/", json=make_event(event_id="e-1", data="not an object"))
+    processor.drain()
+    error = only_error(admin)
+    replay_error = replay.replay_error
+
+    def replay_then_delete(*args, **kwargs):
+        outcome = replay_error(*args, **kwargs)
+        with engine.begin() as conn:
+            conn.execute(sa.delete(errors).where(errors.c.id == error["id"]))
+        return outcome
+
+    monkeypatch.setattr(replay, "replay_error", replay_then_delete)
+    answer = admin.post(f"/errors/{error['id']}/replay/")
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "not_found"
 
 
 def test_whole_body_errors_are_not_replayable(sender, processor, admin):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from the_eye import __version__
 from the_eye.api import problems
 from the_eye.api.auth import api_tokens, write_keys
+from the_eye.api.limits import RateLimiter
 from the_eye.api.openapi import add_ingest_components
 from the_eye.api.routes import (
     applications,
@@ -30,8 +32,14 @@ from the_eye.processor.checker import EventChecker
 from the_eye.queue import open_queue
 from the_eye.store.engine import create_engine
 
-# How `the-eye serve` runs the app under uvicorn (the benchmark's ceiling app uses the same).
-SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False}
+# How `the-eye serve` runs the app under uvicorn (the benchmark's ceiling app uses the same):
+# uvicorn's httptools protocol with bounds on the time and size of a request's headers and
+# the time of its body (`the_eye.api.server`).
+SERVER_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "the_eye.api.server:BoundedHttpToolsProtocol",
+    "access_log": False,
+}
 
 # Paths that are exact, without the trailing slash every other path has.
 _EXACT_PATHS = frozenset({"/metrics", "/openapi.json", "/docs/oauth2-redirect"})
@@ -76,15 +84,27 @@ def open_state(settings: Settings) -> AppState:
     engine = create_engine(settings)
     queue = open_queue(settings, engine)
     keys = write_keys(engine, settings.key_cache_seconds)
+    per_minute = settings.auth_failures_per_address
+    auth_failures = RateLimiter(per_minute / 60, per_minute)
     return AppState(
         settings=settings,
         engine=engine,
         queue=queue,
         write_keys=keys,
         api_tokens=api_tokens(engine, settings.key_cache_seconds),
-        ingest=Ingest(settings, queue, keys),
+        auth_failures=auth_failures,
+        ingest=Ingest(settings, queue, keys, auth_failures),
         checker=EventChecker.from_settings(settings, engine),
     )
+
+
+class _TheEyeAPI(FastAPI):
+    """FastAPI, with the models the ingest endpoints decode by hand in its OpenAPI document."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = add_ingest_components(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
@@ -92,7 +112,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = open_state(settings)
         state.attach(app)
         try:
@@ -100,7 +120,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         finally:
             await state.aclose()
 
-    app = FastAPI(
+    app = _TheEyeAPI(
         title="The Eye",
         version=__version__,
         summary="Collects user-behaviour events and serves them to the data team.",
@@ -113,14 +133,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     for module in (ingest, events, sessions, errors, schemas, stats, applications, operations):
         app.include_router(module.router)
 
-    original_openapi = app.openapi
-
-    def openapi():
-        if app.openapi_schema is None:
-            app.openapi_schema = add_ingest_components(original_openapi())
-        return app.openapi_schema
-
-    app.openapi = openapi
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

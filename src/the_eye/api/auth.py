@@ -7,12 +7,13 @@ import binascii
 import hmac
 import time
 from collections.abc import Callable
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection, Engine
 
+from the_eye.api.limits import too_many_requests
 from the_eye.api.problems import ApiError
 from the_eye.api.state import state_of
 from the_eye.store.credentials import application_for_key, token_scope
@@ -44,37 +45,64 @@ def credential_from_header(authorization: str | None) -> str | None:
 class CachedLookup(Generic[V]):
     """A credential lookup cached briefly, so a request rarely touches the store.
 
-    Only hits are cached. A change made through this process (`forget`) takes effect at
-    once; one made elsewhere within `ttl` seconds.
+    Hits and misses are both cached for `ttl` seconds (an unknown key sent again and again
+    costs one lookup per `ttl`). A change made through this process (`forget`) takes effect
+    at once; one made elsewhere within `ttl` seconds. Each cache holds at most `max_keys`
+    entries and starts afresh past that, so random keys cost memory once.
     """
 
     def __init__(
-        self, engine: Engine, ttl: float, fetch: Callable[[Connection, str], V | None]
+        self,
+        engine: Engine,
+        ttl: float,
+        fetch: Callable[[Connection, str], V | None],
+        max_keys: int = 10_000,
     ) -> None:
-        self.engine, self.ttl, self.fetch = engine, ttl, fetch
+        self.engine, self.ttl, self.fetch, self.max_keys = engine, ttl, fetch, max_keys
         self._cache: dict[str, tuple[V, float]] = {}
+        # Expired hits stay until the cache starts afresh: a key seen valid is no stranger.
+        self._misses: dict[str, float] = {}
 
     def cached(self, key: str) -> V | None:
+        """The value for `key` when a hit is cached and fresh."""
         hit = self._cache.get(key)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
         return None
 
+    def missed(self, key: str) -> bool:
+        """Whether `key` was looked up and found nothing, within `ttl` seconds."""
+        until = self._misses.get(key)
+        return until is not None and until > time.monotonic()
+
+    def known(self, key: str) -> bool:
+        """Whether `key` was valid when last looked up, however long ago."""
+        return key in self._cache
+
     def lookup(self, key: str) -> V | None:
         """The value for `key`, asking the store (blocking) when not cached."""
         value = self.cached(key)
-        if value is not None:
+        if value is not None or self.missed(key):
             return value
         with self.engine.connect() as conn:
             value = self.fetch(conn, key)
-        if value is not None:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (value, time.monotonic() + self.ttl)
+        expires = time.monotonic() + self.ttl
+        if value is None:
+            self._cache.pop(key, None)
+            _bounded(self._misses, self.max_keys)[key] = expires
+        else:
+            _bounded(self._cache, self.max_keys)[key] = (value, expires)
         return value
 
     def forget(self) -> None:
         self._cache.clear()
+        self._misses.clear()
+
+
+def _bounded(cache: dict[str, Any], max_keys: int) -> dict[str, Any]:
+    if len(cache) >= max_keys:
+        cache.clear()
+    return cache
 
 
 def write_keys(engine: Engine, ttl: float) -> CachedLookup[int]:
@@ -97,10 +125,17 @@ def _scope(request: Request, credentials: HTTPAuthorizationCredentials | None) -
     admin_token = state.settings.admin_token
     if admin_token and hmac.compare_digest(secret, admin_token):
         return "admin"
-    scope = state.api_tokens.lookup(secret)
+    client = request.client and request.client.host
+    tokens = state.api_tokens
+    if tokens.cached(secret) is None and not tokens.known(secret):
+        wait = state.auth_failures.wait(client)
+        if wait:
+            raise too_many_requests("Too many failed authentications from this address", wait)
+    scope = tokens.lookup(secret)
     if scope is None:
         if state.write_keys.lookup(secret) is not None:
             raise ApiError(403, "forbidden", "A write key can only send events; use an API token.")
+        state.auth_failures.take(client)
         raise ApiError(401, "unauthorized", "Unknown or revoked API token.")
     return scope
 

@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 import sqlalchemy as sa
@@ -74,8 +75,22 @@ def page_response(
 ) -> JSONBody:
     next_url = None
     if position is not None:
-        next_url = str(request.url.include_query_params(cursor=encode_cursor(keyset, position)))
+        next_url = next_link(request, encode_cursor(keyset, position))
     return JSONBody({"results": results, "next": next_url})
+
+
+def next_link(request: Request, cursor: str) -> str:
+    """The URL of the page at `cursor`: under `THE_EYE_PUBLIC_URL` when set, else relative
+    to the host; never built from the request's `Host` header, which the client chose."""
+    query = urlencode(
+        [
+            *((k, v) for k, v in request.query_params.multi_items() if k != "cursor"),
+            ("cursor", cursor),
+        ]
+    )
+    public_url = state_of(request).settings.public_url
+    base = public_url.rstrip("/") if public_url else ""
+    return f"{base}{request.url.path}?{query}"
 
 
 def clamp(limit: int) -> int:

@@ -6,9 +6,10 @@ Every `503` also carries `Retry-After`, and its message says the same number of 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -39,7 +40,7 @@ class ApiError(Exception):
         code: str,
         message: str,
         details: Any = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
@@ -61,7 +62,7 @@ def error_response(
     code: str,
     message: str,
     details: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONBody:
     return ApiError(status, code, message, details, headers).response()
 
@@ -96,11 +97,11 @@ def install(app: FastAPI) -> None:
     """Answer every failure, expected or not, with the standard body and never a traceback."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError):
+    async def _api_error(_: Request, exc: ApiError) -> Response:
         return exc.response()
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError):
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
         details = [
             {"field": ".".join(str(p) for p in e["loc"][1:]) or e["loc"][0], "problem": e["msg"]}
             for e in exc.errors()
@@ -111,7 +112,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         code = _CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         if exc.status_code == 404:
@@ -121,7 +122,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(QueueUnavailable)
-    async def _unreachable(request: Request, exc: Exception):
+    async def _unreachable(request: Request, exc: Exception) -> Response:
         # An outage, not a bug: the client should come back, as after a full queue.
         # On SQLite, also a writer that waited out its busy timeout.
         part = "queue" if isinstance(exc, QueueUnavailable) else "store"
@@ -129,6 +130,6 @@ def install(app: FastAPI) -> None:
         return part_unavailable(part).response()
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal_error", "The Eye failed to answer this request.")

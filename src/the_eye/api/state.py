@@ -21,19 +21,22 @@ from the_eye.queue import Queue
 
 if TYPE_CHECKING:
     from the_eye.api.auth import CachedLookup
+    from the_eye.api.limits import RateLimiter
     from the_eye.api.routes.ingest import Ingest
 
 
 @dataclass(slots=True, frozen=True)
 class AppState:
-    """The settings, the store, the queue, the credential caches, the ingest endpoint and the
-    event checker (for edits and replays) of one API process."""
+    """The settings, the store, the queue, the credential caches, the failed authentications
+    by client address, the ingest endpoint and the event checker (for edits and replays) of
+    one API process."""
 
     settings: Settings
     engine: Engine
     queue: Queue
     write_keys: CachedLookup[int]
     api_tokens: CachedLookup[str]
+    auth_failures: RateLimiter
     ingest: Ingest
     checker: EventChecker
 
@@ -49,7 +52,10 @@ class AppState:
 
 def app_state(app: Starlette) -> AppState:
     """The state attached to `app` at start-up."""
-    return app.state.the_eye
+    state = app.state.the_eye
+    if not isinstance(state, AppState):
+        raise TypeError(f"the application's state is a {type(state).__name__}, not an AppState")
+    return state
 
 
 def state_of(request: Request) -> AppState:

@@ -79,6 +79,9 @@ def process_message(
             (body_error(message, text, "processing_failed", limit, details), accepted)
         )
         return
+    # Only a stream entry The Eye did not write lacks an application, and its kind
+    # (`invalid_body`) made it a body error above.
+    assert message.application_id is not None, "a queued request names its application"
     try:
         raws = raw_events(message)
     except BodyRejected as exc:

@@ -145,6 +145,7 @@ def check_event(
         problem = _string_problem(value, limit)
         if problem:
             return reject("invalid_event", f"`{field_name}` {problem}.", field=field_name)
+    assert isinstance(session_id, str), "the loop above refused any other session id"
     if "data" not in raw:
         return reject("invalid_event", "`data` is required.", field="data")
     if "timestamp" not in raw:

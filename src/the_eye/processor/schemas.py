@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from the_eye.processor.checks import MAX_NAME_LENGTH, Violation
 from the_eye.store import schemas as store
+from the_eye.store.tables import AnyRow
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,11 @@ class CompiledSchema:
 
 def _violation(error: ValidationError, schema: CompiledSchema) -> Violation:
     parts = list(error.absolute_path)
-    if error.validator == "required" and isinstance(error.instance, dict):
+    if (
+        error.validator == "required"
+        and isinstance(error.instance, dict)
+        and isinstance(error.validator_value, list)
+    ):
         # Name the missing member itself rather than the object that lacks it.
         missing = [p for p in error.validator_value if p not in error.instance]
         if missing:
@@ -174,7 +179,7 @@ class SchemaRegistry:
             self._schemas = self._compile(rows)
             self._fingerprint = fingerprint
 
-    def _compile(self, rows: list[Any]) -> dict[tuple[str, str], CompiledSchema]:
+    def _compile(self, rows: Sequence[AnyRow]) -> dict[tuple[str, str], CompiledSchema]:
         compiled = {}
         for row in rows:
             key = (row.category, row.name)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from the_eye.config import Settings
@@ -146,7 +146,7 @@ class Processor:
                     log.exception("message %s could not be processed", message.queue_id)
                     self._keep_as_failed(conn, message, exc)
 
-    def _keep_as_failed(self, conn, message: Message, exc: Exception) -> None:
+    def _keep_as_failed(self, conn: Connection, message: Message, exc: Exception) -> None:
         """Keep a request that cannot be processed as one error record with its body; if
         even that cannot be written, a record without the body, so the queue moves on."""
         events = len(message.event_ids)
@@ -217,7 +217,7 @@ class Processor:
         self.engine.dispose()
 
 
-def write(conn, rows: BatchRows) -> WriteResult:
+def write(conn: Connection, rows: BatchRows) -> WriteResult:
     """Store a batch's rows and count each accepted event once: stored, errored, or a
     duplicate (an event or an invalid event whose key is already kept, or a message
     delivered again)."""

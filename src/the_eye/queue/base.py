@@ -22,14 +22,23 @@ SEGMENT = "segment"
 
 
 class QueueUnavailable(RuntimeError):
-    """The queue cannot take messages now; the caller should answer 503 and retry later."""
+    """The queue cannot take messages now; the caller should answer 503 and retry later.
+
+    Its text is the detail for the log (it may name hosts and ports); `reason` is what a
+    client may be told.
+    """
+
+    def __init__(self, detail: str, reason: str = "it is busy or cannot be reached") -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 @dataclass(slots=True)
 class Message:
     """One accepted request: its raw body and the event ids the `202` promised, in order."""
 
-    application_id: int
+    # None only for a stream entry The Eye did not write, kept as an `invalid_body` error.
+    application_id: int | None
     kind: str
     received_at: datetime
     event_ids: list[str]

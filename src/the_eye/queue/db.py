@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,11 +23,12 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.dml import ReturningDelete, ReturningUpdate
 
 from the_eye.queue.base import Delivery, Message, Prepare, Queue, QueueUnavailable
 from the_eye.queue.group_commit import ThreadGroupCommit
 from the_eye.store.dialect import param_mark
-from the_eye.store.tables import counters, inbox
+from the_eye.store.tables import AnyRow, counters, inbox
 from the_eye.timestamps import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ _encode_ids = msgspec.json.Encoder().encode
 _decode_ids = msgspec.json.Decoder().decode
 
 
-def _messages(rows: list[Any]) -> list[Message]:
+def _messages(rows: Sequence[AnyRow]) -> list[Message]:
     return [
         Message(
             application_id=row.application_id,
@@ -77,7 +78,9 @@ def _rows(messages: list[Message]) -> list[tuple[Any, ...]]:
     ]
 
 
-def _take(limit: int, now: datetime, idle: timedelta, skip_locked: bool) -> sa.Update:
+def _take(
+    limit: int, now: datetime, idle: timedelta, skip_locked: bool
+) -> ReturningUpdate[*tuple[Any, ...]]:
     """Reserve the oldest free rows and count this delivery of each."""
     free = sa.or_(inbox.c.taken_at.is_(None), inbox.c.taken_at < now - idle)
     oldest = sa.select(inbox.c.id).where(free).order_by(inbox.c.id).limit(limit)
@@ -99,7 +102,7 @@ def _give_back(ids: list[int]) -> sa.Update:
     )
 
 
-def _claim_ids(ids: list[int]) -> sa.Delete:
+def _claim_ids(ids: list[int]) -> ReturningDelete[*tuple[Any, ...]]:
     return sa.delete(inbox).where(inbox.c.id.in_(ids)).returning(inbox.c.id)
 
 

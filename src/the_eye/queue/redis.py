@@ -24,12 +24,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import msgspec
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.retry import Retry
 from sqlalchemy.engine import Engine
 
@@ -39,6 +41,12 @@ from the_eye.queue.group_commit import GroupCommit
 from the_eye.timestamps import utcnow
 
 log = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+# A stream entry as the client hands it over (RESP2, undecoded): its id and its fields.
+_Entry: TypeAlias = tuple[str, dict[bytes, bytes]]
 
 # Checks the bound, appends and counts in one atomic round trip, so that a full stream
 # refuses a request whole rather than half of it and never grows past the bound, and the
@@ -87,7 +95,7 @@ def _outcome(reply: Any) -> QueueUnavailable | None:
     if isinstance(reply, Exception):
         return QueueUnavailable(f"Redis: {reply}")
     if not reply:
-        return QueueUnavailable("the queue is full")
+        return QueueUnavailable("the queue is full", reason="it is full")
     return None
 
 
@@ -115,7 +123,7 @@ class RedisQueue(Queue):
         # No automatic retries: a retried append whose first try reached Redis would queue
         # the request twice, and a processor backs off by itself.
         self.client = redis.Redis.from_url(self.url, **self._client_options(Retry(NoBackoff(), 0)))
-        self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis, Any] | None = None
+        self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis, AsyncScript] | None = None
         self._publishing = GroupCommit(self._send)
         self._group_ready = False
         self._own_pending = True  # a processor restarted under a fixed name resumes its own
@@ -124,7 +132,7 @@ class RedisQueue(Queue):
         # Entries this processor failed on cleanly, and how often: not the entry's fault.
         self._clean_failures: dict[str, int] = {}
 
-    def _client_options(self, retry) -> dict[str, Any]:
+    def _client_options(self, retry: Retry | AsyncRetry) -> dict[str, Any]:
         return {
             "socket_timeout": self.timeout + self.block_ms / 1000,
             "socket_connect_timeout": self.timeout,
@@ -133,11 +141,11 @@ class RedisQueue(Queue):
 
     # Ingest side (asyncio).
 
-    def _async_client(self) -> tuple[aioredis.Redis, Any]:
+    def _async_client(self) -> tuple[aioredis.Redis, AsyncScript]:
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
             client = aioredis.Redis.from_url(
-                self.url, **self._client_options(aioredis.retry.Retry(NoBackoff(), 0))
+                self.url, **self._client_options(AsyncRetry(NoBackoff(), 0))
             )
             self._async = (loop, client, client.register_script(_PUBLISH))
         return self._async[1], self._async[2]
@@ -206,7 +214,7 @@ class RedisQueue(Queue):
         for eid in ids:
             self._clean_failures[eid] = self._clean_failures.get(eid, 0) + 1
 
-    def _take(self, limit: int) -> tuple[list[tuple[str, dict[bytes, bytes]]], dict[str, int]]:
+    def _take(self, limit: int) -> tuple[list[_Entry], dict[str, int]]:
         """Entries, and how many times each was delivered when more than once."""
         # On failure the reply may be lost while the entries were handed out.
         with redis_errors_as_unavailable(self._may_hold_entries):
@@ -232,7 +240,7 @@ class RedisQueue(Queue):
         """Look at this consumer's own pending entries first on the next take."""
         self._own_pending = True
 
-    def _take_entries(self, limit: int) -> tuple[list[tuple[str, dict[bytes, bytes]]], bool]:
+    def _take_entries(self, limit: int) -> tuple[list[_Entry], bool]:
         """Entries to process, and whether they may have been delivered before."""
         if self._own_pending:
             # Entries this processor took but did not acknowledge (the store failed): retry
@@ -254,16 +262,19 @@ class RedisQueue(Queue):
             self._next_reclaim = now + _RECLAIM_EVERY
         return self._read(">", limit, self.block_ms), False
 
-    def _read(self, start: str, limit: int, block: int | None):
+    def _read(self, start: str, limit: int, block: int | None) -> list[_Entry]:
         reply = self.client.xreadgroup(
             self.group, self.consumer, {self.stream: start}, count=limit, block=block
         )
         if not reply:
             return []
+        # The client speaks RESP2, which answers [[stream, entries]] (RESP3 gives a dict).
+        if not isinstance(reply, list):
+            raise TypeError(f"XREADGROUP answered {type(reply).__name__}, not a RESP2 list")
         (_, entries) = reply[0]
         return [(eid.decode(), fields) for eid, fields in entries]
 
-    def _reclaim(self, limit: int) -> list[tuple[str, dict[bytes, bytes]]]:
+    def _reclaim(self, limit: int) -> list[_Entry]:
         # Redis 7 adds a third item, the ids of entries deleted meanwhile, which it drops
         # from the pending list by itself; Redis 6.2 hands them over without fields instead.
         reply = self.client.xautoclaim(
@@ -299,17 +310,17 @@ class RedisQueue(Queue):
         pipe.xdel(self.stream, *ids)
         pipe.execute()
 
-    def _with_group(self, call, *args):
+    def _with_group(self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run `call`, creating the stream and the group first when Redis lacks them."""
         if not self._group_ready:
             self._create_group()
         try:
-            return call(*args)
+            return call(*args, **kwargs)
         except redis.ResponseError as exc:
             if not str(exc).startswith("NOGROUP"):
                 raise
             self._create_group()
-            return call(*args)
+            return call(*args, **kwargs)
 
     def _create_group(self) -> None:
         try:
@@ -335,7 +346,7 @@ class RedisQueue(Queue):
             # Not written by The Eye; kept as an error record rather than blocking the queue.
             log.error("stream entry %s is not a queued request", entry_id)
             return Message(
-                application_id=None,  # type: ignore[arg-type]
+                application_id=None,
                 kind=INVALID_BODY,
                 received_at=utcnow(),
                 event_ids=[],
@@ -358,8 +369,11 @@ class RedisQueue(Queue):
             first = self.client.xrange(self.stream, count=1)
         if not first:
             return None
-        received_at = first[0][1].get(b"received_at")
-        return datetime.fromisoformat(received_at.decode()) if received_at else None
+        _, fields = first[0]
+        received_at = fields.get(b"received_at") if fields else None
+        return (
+            datetime.fromisoformat(received_at.decode()) if isinstance(received_at, bytes) else None
+        )
 
     def received_total(self) -> int:
         with redis_errors_as_unavailable():

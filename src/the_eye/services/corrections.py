@@ -18,6 +18,7 @@ from the_eye.processor.checker import EventChecker
 from the_eye.processor.checks import EventRejected, ValidEvent
 from the_eye.store.corrections import EventIdTaken, change_event, lock_event, remove_event
 from the_eye.store.engine import write_transaction
+from the_eye.store.tables import AnyRow
 from the_eye.timestamps import format_timestamp, utcnow
 
 __all__ = [
@@ -53,7 +54,7 @@ class EditRejected(ValueError):
         self.rejected = rejected
 
 
-def edited_raw(current: Any, changes: Any, replace: bool) -> dict[str, Any]:
+def edited_raw(current: AnyRow, changes: Any, replace: bool) -> dict[str, Any]:
     """The raw event an edit makes: `changes` over the current event, or instead of it."""
     if not isinstance(changes, dict):
         raise EditInvalid("An edit must be a JSON object.")
@@ -65,6 +66,7 @@ def edited_raw(current: Any, changes: Any, replace: bool) -> dict[str, Any]:
         session = changes.pop("session")
         changes["session_id"] = session.get("id") if isinstance(session, dict) else session
     changes.pop("session", None)
+    raw: dict[str, Any]
     if replace:
         raw = changes
     else:
@@ -99,13 +101,13 @@ def edit_event(
     checker: EventChecker,
     *,
     replace: bool,
-) -> Any:
+) -> AnyRow:
     """Change event `row_id` (PATCH merges `changes`, PUT with `replace` replaces the fields);
     return the stored row. Raises EventNotFound, EditInvalid, EditRejected or EventIdTaken,
     and then nothing is written."""
     checker.refresh(force=True)
 
-    def work() -> Any:
+    def work() -> AnyRow:
         with write_transaction(engine) as conn:
             current = lock_event(conn, row_id)
             if current is None:

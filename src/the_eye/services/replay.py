@@ -12,7 +12,7 @@ and picks up newer ones between batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from the_eye.processor.checks import ValidEvent
 from the_eye.store.engine import write_transaction
 from the_eye.store.queries import ErrorFilter
 from the_eye.store.replay import lock_error, lock_errors, store_replayed, store_still_failing
+from the_eye.store.tables import AnyRow
 
 __all__ = ["ErrorNotFound", "ReplayCounts", "ReplayOutcome", "replay_error", "replay_errors"]
 
@@ -54,16 +55,18 @@ class ReplayOutcome:
     event_row_id: int | None = None
 
 
-def _replayable(error: Any) -> bool:
+def _replayable(error: AnyRow) -> bool:
     return error.event_id is not None and error.application_id is not None
 
 
 def sort_out(
-    rows: list[Any], checker: EventChecker
-) -> tuple[list[tuple[Any, dict]], list[tuple[Any, dict]], list[Any]]:
+    rows: Sequence[AnyRow], checker: EventChecker
+) -> tuple[list[tuple[AnyRow, dict[str, Any]]], list[tuple[AnyRow, dict[str, Any]]], list[AnyRow]]:
     """Check each error's raw event again: (passed with event rows, failing with new reasons,
     skipped). Pure: no I/O."""
-    passed, failing, skipped = [], [], []
+    passed: list[tuple[AnyRow, dict[str, Any]]] = []
+    failing: list[tuple[AnyRow, dict[str, Any]]] = []
+    skipped: list[AnyRow] = []
     for error in rows:
         if error.replayed or not _replayable(error):
             skipped.append(error)

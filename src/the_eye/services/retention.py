@@ -70,7 +70,7 @@ def purge(
             break
         counts.errors += n_errors
         report()
-    after = ""
+    after: str | None = ""
     while after is not None:
         with write_transaction(engine) as conn:
             n_sessions, after = retention.purge_empty_sessions(conn, cutoff, after, batch_size)

@@ -15,21 +15,23 @@ from sqlalchemy.engine import Connection
 from the_eye.store import stats
 from the_eye.store.queries import EVENT_FIELDS
 from the_eye.store.sessions import lock_sessions, recount_sessions
-from the_eye.store.tables import events
+from the_eye.store.tables import AnyRow, events
 
 
 class EventIdTaken(ValueError):
     """Another event of the same application already has that idempotency key."""
 
 
-def lock_event(conn: Connection, row_id: int) -> Any:
+def lock_event(conn: Connection, row_id: int) -> AnyRow | None:
     """The event with this server id, locked until the transaction ends, or None."""
     return conn.execute(
         sa.select(*EVENT_FIELDS).where(events.c.id == row_id).with_for_update()
     ).first()
 
 
-def change_event(conn: Connection, current: Any, values: dict[str, Any], now: datetime) -> Any:
+def change_event(
+    conn: Connection, current: AnyRow, values: dict[str, Any], now: datetime
+) -> AnyRow:
     """Write the row `values` over the (locked) event `current`; return the changed row.
 
     `values` is a checked event's row; its application and receipt time are `current`'s."""
@@ -63,7 +65,7 @@ def change_event(conn: Connection, current: Any, values: dict[str, Any], now: da
     return changed
 
 
-def remove_event(conn: Connection, row_id: int) -> Any:
+def remove_event(conn: Connection, row_id: int) -> AnyRow | None:
     """Delete one event and recount its session; return the deleted row, or None."""
     deleted = conn.execute(
         sa.delete(events).where(events.c.id == row_id).returning(*EVENT_FIELDS)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from the_eye.config import Settings
 from the_eye.extras import require
@@ -47,12 +50,12 @@ _json_encoder = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder()
 
 
-def load_json(text: str | bytes):
+def load_json(text: str | bytes) -> Any:
     """A JSON column's value, integers of any size kept as integers."""
     return _json_decoder.decode(text)
 
 
-def dump_json(value) -> str:
+def dump_json(value: Any) -> str:
     """JSON text for a JSON column. msgspec, which decoded the event, encodes whatever it
     decoded (integers beyond 64 bits included, which some JSON libraries refuse)."""
     return _json_encoder.encode(value).decode()
@@ -79,7 +82,7 @@ def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int) -> Engine:
     )
 
     @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin,
         # so that savepoints work and every transaction is explicit.
         dbapi_connection.isolation_level = None
@@ -90,7 +93,7 @@ def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int) -> Engine:
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn):
+    def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 

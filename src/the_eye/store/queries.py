@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,15 +10,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from the_eye.store.tables import applications, counters, errors, events, sessions
+from the_eye.store.tables import AnyRow, applications, counters, errors, events, sessions
 
 
 @dataclass(slots=True)
 class Keyset:
     """A sort order a list can be paged through: a key column, then the row id, ascending or not."""
 
-    key: sa.ColumnElement[Any]
-    id: sa.ColumnElement[Any]
+    key: sa.Column[Any]
+    id: sa.Column[Any]
     descending: bool
 
     def order_by(self) -> list[sa.ColumnElement[Any]]:
@@ -67,7 +68,7 @@ def page(
     keyset: Keyset,
     after: tuple[Any, Any] | None,
     limit: int,
-) -> tuple[list[Any], tuple[Any, Any] | None]:
+) -> tuple[Sequence[AnyRow], tuple[Any, Any] | None]:
     """One page of `stmt` in `keyset` order, and the position to continue from (or None)."""
     if after is not None:
         stmt = stmt.where(keyset.after(*after))
@@ -115,7 +116,7 @@ def select_events(
     return stmt
 
 
-def get_event(conn: Connection, event_id: int) -> Any:
+def get_event(conn: Connection, event_id: int) -> AnyRow | None:
     return conn.execute(sa.select(*EVENT_FIELDS).where(events.c.id == event_id)).first()
 
 
@@ -139,7 +140,7 @@ def select_sessions(
     return stmt
 
 
-def get_session(conn: Connection, session_id: str) -> Any:
+def get_session(conn: Connection, session_id: str) -> AnyRow | None:
     return conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
 
 
@@ -177,11 +178,11 @@ def count_errors(conn: Connection, where: ErrorFilter) -> int:
     ).scalar_one()
 
 
-def get_error(conn: Connection, error_id: int) -> Any:
+def get_error(conn: Connection, error_id: int) -> AnyRow | None:
     return conn.execute(sa.select(errors).where(errors.c.id == error_id)).first()
 
 
-def list_applications(conn: Connection) -> list[Any]:
+def list_applications(conn: Connection) -> Sequence[AnyRow]:
     return conn.execute(
         sa.select(
             applications.c.id,

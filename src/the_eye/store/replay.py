@@ -7,6 +7,7 @@ ON CONFLICT DO NOTHING on the idempotency key, so replaying twice stores once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from the_eye.store import dialect, stats
 from the_eye.store.queries import ErrorFilter, select_errors
-from the_eye.store.tables import errors, events
+from the_eye.store.tables import AnyRow, errors, events
 from the_eye.store.writes import WriteResult, bump_counters, upsert_sessions
 
 
@@ -22,7 +23,9 @@ def _with_payloads(where: ErrorFilter) -> sa.Select[Any]:
     return select_errors(where).add_columns(errors.c.payload)
 
 
-def lock_errors(conn: Connection, where: ErrorFilter, after_id: int, limit: int) -> list[Any]:
+def lock_errors(
+    conn: Connection, where: ErrorFilter, after_id: int, limit: int
+) -> Sequence[AnyRow]:
     """The next `limit` matching errors by id after `after_id`, locked, with payloads."""
     return conn.execute(
         _with_payloads(where)
@@ -33,14 +36,14 @@ def lock_errors(conn: Connection, where: ErrorFilter, after_id: int, limit: int)
     ).all()
 
 
-def lock_error(conn: Connection, error_id: int) -> Any:
+def lock_error(conn: Connection, error_id: int) -> AnyRow | None:
     """The error with this id, locked, with its payload; or None."""
     return conn.execute(
         _with_payloads(ErrorFilter()).where(errors.c.id == error_id).with_for_update()
     ).first()
 
 
-def store_replayed(conn: Connection, passed: list[tuple[Any, dict[str, Any]]]) -> dict[int, int]:
+def store_replayed(conn: Connection, passed: list[tuple[AnyRow, dict[str, Any]]]) -> dict[int, int]:
     """Store the events of errors that now pass and mark those errors replayed.
 
     `passed` pairs each (locked, not yet replayed) error row with its event row. Returns
@@ -91,7 +94,7 @@ def store_replayed(conn: Connection, passed: list[tuple[Any, dict[str, Any]]]) -
     return links
 
 
-def store_still_failing(conn: Connection, failing: list[tuple[Any, dict[str, Any]]]) -> None:
+def store_still_failing(conn: Connection, failing: list[tuple[AnyRow, dict[str, Any]]]) -> None:
     """Give errors that fail again their new reason, message and details.
 
     `failing` pairs each locked error row with its new {reason, message, details}.

@@ -8,6 +8,7 @@ them out of the rollups, like any other write that removes events.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,7 +19,7 @@ from the_eye.store.tables import errors, events, sessions
 
 
 def _oldest_ids(
-    conn: Connection, moment: sa.Column, row_id: sa.Column, cutoff: datetime, limit: int
+    conn: Connection, moment: sa.Column[Any], row_id: sa.Column[Any], cutoff: datetime, limit: int
 ) -> list[int]:
     """Ids of up to `limit` rows whose `moment` is before `cutoff`, oldest first."""
     return list(

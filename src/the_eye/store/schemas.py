@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from the_eye.store.tables import applications, schemas
+from the_eye.store.tables import AnyRow, applications, schemas
 
 _newer = schemas.alias("newer")
 
@@ -27,14 +28,14 @@ def fingerprint(conn: Connection) -> tuple[int, int]:
     return int(count), int(top or 0)
 
 
-def newest_versions(conn: Connection) -> list[Any]:
+def newest_versions(conn: Connection) -> Sequence[AnyRow]:
     """The version in force of every event type, by category and name."""
     return conn.execute(
         sa.select(schemas).where(_NEWEST).order_by(schemas.c.category, schemas.c.name)
     ).all()
 
 
-def newest_version(conn: Connection, category: str, name: str) -> Any:
+def newest_version(conn: Connection, category: str, name: str) -> AnyRow | None:
     return conn.execute(
         sa.select(schemas)
         .where(schemas.c.category == category, schemas.c.name == name)
@@ -43,7 +44,7 @@ def newest_version(conn: Connection, category: str, name: str) -> Any:
     ).first()
 
 
-def versions_of(conn: Connection, category: str, name: str) -> list[Any]:
+def versions_of(conn: Connection, category: str, name: str) -> Sequence[AnyRow]:
     """Every version of one event type, newest first."""
     return conn.execute(
         sa.select(schemas)
@@ -60,7 +61,7 @@ def add_version(
     digest: str,
     source: str,
     now: datetime,
-) -> Any:
+) -> AnyRow:
     """Store `schema` as the next version of its type and return the new row.
 
     Two writers may pick the same number at once; the unique (category, name, version)

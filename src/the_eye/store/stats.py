@@ -12,10 +12,10 @@ for any range.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -38,7 +38,14 @@ def start_of(minute: int) -> datetime:
     return EPOCH + minute * ONE_MINUTE
 
 
-def _upsert(conn: Connection, table: sa.Table, keys: list[str], amounts: Counter) -> None:
+# The slot a signed count goes to: (width, start, application_id, category, name) of an
+# event, (width, start, application_id, reason) of an error.
+EventSlot: TypeAlias = tuple[int, int, int, str, str]
+ErrorSlot: TypeAlias = tuple[int, int, int, str]
+_Slot = TypeVar("_Slot", EventSlot, ErrorSlot)
+
+
+def _upsert(conn: Connection, table: sa.Table, keys: list[str], amounts: Counter[_Slot]) -> None:
     rows = [dict(zip(keys, key, strict=True), count=n) for key, n in sorted(amounts.items()) if n]
     if not rows:
         return
@@ -56,7 +63,9 @@ _EVENT_KEYS = ["width", "start", "application_id", "category", "name"]
 _ERROR_KEYS = ["width", "start", "application_id", "reason"]
 
 
-def _tally_events(amounts: Counter, rows: Iterable[Any], sign: int) -> Counter:
+def _tally_events(
+    amounts: Counter[EventSlot], rows: Iterable[Any], sign: int
+) -> Counter[EventSlot]:
     for row in rows:
         minute = minute_of(row.timestamp)
         for width in WIDTHS:
@@ -78,14 +87,17 @@ def move_events(conn: Connection, removed: Iterable[Any], added: Iterable[Any]) 
     _upsert(conn, event_counts, _EVENT_KEYS, amounts)
 
 
-def _tally_errors(amounts: Counter, rows: Iterable[Any], sign: int) -> Counter:
+def _tally_errors(
+    amounts: Counter[ErrorSlot], rows: Iterable[Any], sign: int
+) -> Counter[ErrorSlot]:
     for row in rows:
-        get = row.get if isinstance(row, dict) else row._mapping.get
-        if get("replayed"):  # replayed errors are events now, and count as those
+        fields: Mapping[str, Any] = row if isinstance(row, dict) else row._mapping
+        if fields.get("replayed"):  # replayed errors are events now, and count as those
             continue
-        minute = minute_of(get("received_at"))
+        minute = minute_of(fields["received_at"])
+        application_id = fields.get("application_id") or 0
         for width in WIDTHS:
-            key = (width, minute - minute % width, get("application_id") or 0, get("reason"))
+            key = (width, minute - minute % width, application_id, fields["reason"])
             amounts[key] += sign
     return amounts
 
@@ -124,8 +136,8 @@ class Slots:
 class Rows:
     """A stretch [low, high) shorter than a minute, counted from the rows themselves."""
 
-    low: datetime | None
-    high: datetime | None
+    low: datetime
+    high: datetime
 
 
 def _ceil(moment: datetime, width: int) -> int:
@@ -144,6 +156,9 @@ def cover(
     if low is not None and high is not None and low >= high:
         return []
     if not widths:
+        # Reached only at the ends of a wider slot (or inside one), never unbounded.
+        if low is None or high is None:
+            raise ValueError("a range without ends needs at least one slot width")
         return [Rows(low, high)]
     width, narrower = widths[0], widths[1:]
     first = None if low is None else _ceil(low, width)
@@ -153,9 +168,10 @@ def cover(
     parts: list[Slots | Rows] = []
     if first is None or end is None or first < end:
         parts.append(Slots(width, first, end))
-    if low is not None:
+    # `first` is set exactly when `low` is, and `end` when `high` is.
+    if first is not None:
         parts += cover(low, start_of(first), narrower)
-    if high is not None:
+    if end is not None:
         parts += cover(start_of(end), high, narrower)
     return parts
 
@@ -164,8 +180,8 @@ def cover(
 class Stats:
     """Counts per bucket start (None without buckets) of event types and error reasons."""
 
-    events: dict[Any, Counter] = field(default_factory=dict)
-    errors: dict[Any, Counter] = field(default_factory=dict)
+    events: dict[int | None, Counter[tuple[str, str]]] = field(default_factory=dict)
+    errors: dict[int | None, Counter[str]] = field(default_factory=dict)
 
 
 _SOURCES = (
@@ -241,7 +257,7 @@ def read_stats(
     return stats
 
 
-def _fold(part: dict[Any, Counter], rows: Iterable[Any], n_keys: int) -> None:
+def _fold(part: dict[int | None, Counter[Any]], rows: Iterable[Any], n_keys: int) -> None:
     """Add (bucket, *key, count) rows into `part`."""
     for row in rows:
         n = int(row[-1])

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Row
+
+# A result row of any columns, read by name (`row.id`) or position. (`Row[Any]` would be a
+# row of exactly one column: SQLAlchemy types a row's columns as a variadic tuple.)
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 metadata = sa.MetaData()
 

@@ -7,6 +7,7 @@ from only the events that were really inserted.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from the_eye.store import dialect, stats
 from the_eye.store.engine import dump_json
-from the_eye.store.tables import counters, errors
+from the_eye.store.tables import AnyRow, counters, errors
 from the_eye.timestamps import utcnow
 
 
@@ -52,9 +53,13 @@ def _sqlite_time(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")
 
 
-def _binders(conn: Connection):
+# Binds a datetime as this connection's driver stores it (SQLite's text, or as it is).
+_TimeBinder = Callable[[datetime], Any]
+
+
+def _binders(conn: Connection) -> tuple[_TimeBinder, Callable[[Any], str]]:
     """How a datetime and a JSON value are bound on this connection's driver."""
-    as_time = _sqlite_time if conn.dialect.name == "sqlite" else (lambda v: v)
+    as_time: _TimeBinder = _sqlite_time if conn.dialect.name == "sqlite" else (lambda v: v)
     return as_time, dump_json
 
 
@@ -94,7 +99,7 @@ _RETURNING = " RETURNING session_id, timestamp, application_id, category, name"
 _ON_CONFLICT = " ON CONFLICT (application_id, event_id) DO NOTHING"
 
 
-def _insert_events_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+def _insert_events_unnest(conn: Connection, rows: list[dict[str, Any]]) -> Sequence[AnyRow]:
     """PostgreSQL: one array per column and a short statement, which the driver parses once
     (a multi-row VALUES statement is parsed again in Python at every execution)."""
     sql = (
@@ -115,12 +120,12 @@ def _insert_events_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[
     return conn.exec_driver_sql(sql, columns).all()
 
 
-def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> Sequence[AnyRow]:
     """SQLite: multi-row VALUES, a few hundred rows a statement."""
     as_time, as_json = _binders(conn)
     mark = dialect.param_mark(conn)
     one_row = "(" + ", ".join([mark] * len(INSERTED_EVENT_COLUMNS)) + ")"
-    inserted: list[Any] = []
+    inserted: list[AnyRow] = []
     for start in range(0, len(rows), ROWS_PER_INSERT):
         chunk = rows[start : start + ROWS_PER_INSERT]
         params: list[Any] = []
@@ -145,12 +150,12 @@ def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> list[
     return inserted
 
 
-def _bound(moment: Any, as_time) -> Any:
+def _bound(moment: Any, as_time: _TimeBinder) -> Any:
     # Driver text (SQLite's RETURNING) goes back as it came; datetimes in the stored form.
     return moment if isinstance(moment, str) else as_time(moment)
 
 
-def upsert_sessions(conn: Connection, inserted: list[Any]) -> None:
+def upsert_sessions(conn: Connection, inserted: Iterable[tuple[str, Any]]) -> None:
     """Fold (session_id, timestamp) pairs of new events into their sessions' rows.
 
     Timestamps are whatever the driver returned (datetimes, or SQLite's sortable text), and

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictBool
 
@@ -27,8 +29,8 @@ class ApplicationChanges(BaseModel):
     )
 
 
-def application_json(app: credentials.Application) -> dict:
-    body = {
+def application_json(app: credentials.Application) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "id": app.id,
         "name": app.name,
         "active": app.active,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -20,11 +21,12 @@ from the_eye.api.responses import JSONBody
 from the_eye.api.state import state_of
 from the_eye.services import replay
 from the_eye.store import queries
+from the_eye.store.tables import AnyRow
 
 router = APIRouter(tags=["errors"], dependencies=[ReadAccess])
 
 
-def error_json(row, names: dict[int, str]) -> dict:
+def error_json(row: AnyRow, names: dict[int, str]) -> dict[str, Any]:
     return {
         "id": row.id,
         "reason": row.reason,
@@ -131,4 +133,6 @@ def replay_error(request: Request, error_id: RowId) -> JSONBody:
     with state.engine.connect() as conn:
         row = queries.get_error(conn, error_id)
         names = queries.application_names(conn)
+    if row is None:  # deleted meanwhile (by retention)
+        raise not_found("error")
     return JSONBody({**error_json(row, names), "outcome": outcome.outcome})

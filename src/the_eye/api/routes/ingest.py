@@ -5,16 +5,24 @@ No per-event validation and no store writes happen here; the processor does both
 endpoint is plain ASGI, served ahead of FastAPI's routing (see `api.app`); the FastAPI
 routes below only document it and serve it when called through the router. Each route
 differs from the others only in its `BodyFormat`: how it reads a body and answers.
+
+Work before authentication is bounded: a key in `Authorization` is checked before the body
+is read; a body without one is read, gunzipped and parsed only up to
+`THE_EYE_BODY_KEY_MAX_BYTES`. Bodies larger than `INLINE_BYTES` are gunzipped and parsed
+in a thread, never on the event loop. Failed authentications are counted per client
+address and answered `429` past their budget; a write key may be rate-limited too. A
+request is refused whole (`413 too_many_events`) past `THE_EYE_MAX_EVENTS_PER_REQUEST`, so
+its answer is bounded too. An answer given before the body was read whole closes the
+connection. Server-made event ids are random (128 bits), so nobody can take one in advance.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import secrets
+import os
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import DBAPIError
@@ -22,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from the_eye.api.auth import CachedLookup, credential_from_header
+from the_eye.api.limits import RateLimiter, too_many_requests
 from the_eye.api.openapi import INGEST_OPENAPI, segment_openapi
 from the_eye.api.problems import ApiError, part_unavailable, unavailable
 from the_eye.api.responses import encode_json
@@ -35,31 +44,37 @@ from the_eye.wire import BodyRejected, client_event_id, decode_body, events_in, 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger(__name__)
 
-# Server-made event ids: a random per-process prefix and a counter, unique without a
-# system call per request.
-_ID_PREFIX = secrets.token_hex(8)
-_id_counter = itertools.count()
+# Bodies up to this size (after gzip) are decoded on the event loop: well under a
+# millisecond. Larger ones go to a thread.
+INLINE_BYTES = 64 * 1024
+
+
+def server_event_ids(count: int) -> list[str]:
+    """`count` random event ids of 128 bits each (32 hex digits), one system call in all."""
+    digits = os.urandom(16 * count).hex()
+    return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
 def _too_large(limit: int, status: int = 413) -> ApiError:
     return ApiError(status, "payload_too_large", f"The body is larger than {limit} bytes.")
 
 
+TooLarge = Callable[[], ApiError]
+
+
 async def read_body(
-    headers: Mapping[str, str],
-    chunks: AsyncIterator[bytes],
-    limit: int,
-    too_large_status: int = 413,
+    headers: Mapping[str, str], chunks: AsyncIterator[bytes], limit: int, too_large: TooLarge
 ) -> bytes:
-    """The request body, gzip-decoded, refused once it passes `limit` bytes."""
+    """The request body, gzip-decoded, refused with `too_large()` once it passes `limit`
+    bytes; gunzipped in a thread when it inflates past `INLINE_BYTES`."""
     length = headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
-        raise _too_large(limit, too_large_status)
+        raise too_large()
     parts, size = [], 0
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit, too_large_status)
+            raise too_large()
         parts.append(chunk)
     body = parts[0] if len(parts) == 1 else b"".join(parts)
     encoding = headers.get("content-encoding", "identity").strip().lower()
@@ -68,15 +83,24 @@ async def read_body(
     if encoding not in ("gzip", "x-gzip"):
         raise ApiError(415, "unsupported_encoding", "Only gzip bodies are accepted.")
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        body = inflater.decompress(body, limit + 1)
-    except zlib.error:
-        raise ApiError(400, "invalid_json", "The body is not valid gzip.") from None
-    if len(body) > limit or inflater.unconsumed_tail:
-        raise _too_large(limit, too_large_status)
+    decoded = _inflate(inflater, body, min(limit, INLINE_BYTES) + 1)
+    if len(decoded) > INLINE_BYTES and limit > INLINE_BYTES:
+        rest = inflater.unconsumed_tail
+        decoded += await run_in_threadpool(_inflate, inflater, rest, limit + 1 - len(decoded))
+    if len(decoded) > limit or inflater.unconsumed_tail:
+        raise too_large()
     if not inflater.eof:
         raise ApiError(400, "invalid_json", "The gzip body is truncated.")
-    return body
+    if inflater.unused_data:
+        raise ApiError(400, "invalid_json", "The body has bytes after its gzip stream.")
+    return decoded
+
+
+def _inflate(inflater: zlib._Decompress, data: bytes, max_length: int) -> bytes:
+    try:
+        return inflater.decompress(data, max_length)
+    except zlib.error:
+        raise ApiError(400, "invalid_json", "The body is not valid gzip.") from None
 
 
 # A queue that refused a request may take it a moment later (a full one drains), and
@@ -88,6 +112,22 @@ def _queue_unavailable(reason: str) -> ApiError:
     return unavailable(
         f"The queue cannot take events now ({reason}); nothing was accepted", QUEUE_RETRY_AFTER
     )
+
+
+def _key_required() -> ApiError:
+    return ApiError(401, "unauthorized", "A write key is required: `Authorization: Bearer <key>`.")
+
+
+def _key_in_header_required(limit: int) -> Callable[[], ApiError]:
+    def error() -> ApiError:
+        return ApiError(
+            401,
+            "unauthorized",
+            f"A body larger than {limit} bytes must send its write key in the header: "
+            "`Authorization: Bearer <key>`.",
+        )
+
+    return error
 
 
 class BodyFormat(ABC):
@@ -168,56 +208,121 @@ INGEST_PATHS: dict[str, BodyFormat] = {
 class Ingest:
     """The ingest endpoint, free of any web framework so it can be served as bare ASGI."""
 
-    def __init__(self, settings: Settings, queue: Queue, write_keys: CachedLookup[int]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        queue: Queue,
+        write_keys: CachedLookup[int],
+        auth_failures: RateLimiter,
+    ) -> None:
         self.settings, self.queue, self.keys = settings, queue, write_keys
+        self.auth_failures = auth_failures
+        self.per_key = RateLimiter(
+            settings.rate_limit_per_key, settings.rate_limit_burst or settings.rate_limit_per_key
+        )
         self.cors_origins = frozenset(settings.cors_origin_list)
 
-    async def _application(self, key: str) -> int:
-        app_id = self.keys.cached(key) or await run_in_threadpool(self.keys.lookup, key)
+    def _may_try(self, client: str | None) -> None:
+        """Refuse an address that failed authentication past its budget (`429`)."""
+        wait = self.auth_failures.wait(client)
+        if wait:
+            raise too_many_requests("Too many failed authentications from this address", wait)
+
+    async def _application(self, key: str, client: str | None) -> int:
+        app_id = self.keys.cached(key)
         if app_id is None:
-            raise ApiError(401, "unauthorized", "Unknown or revoked write key.")
+            if not self.keys.known(key):  # a key seen valid before may always be checked
+                self._may_try(client)
+            if not self.keys.missed(key):
+                app_id = await run_in_threadpool(self.keys.lookup, key)
+            if app_id is None:
+                raise ApiError(401, "unauthorized", "Unknown or revoked write key.")
+        wait = self.per_key.take(app_id)
+        if wait:
+            raise too_many_requests("Too many requests for this write key", wait)
         return app_id
 
     async def _publish(self, message: Message) -> None:
         try:
             await self.queue.publish([message])
         except QueueUnavailable as exc:
-            raise _queue_unavailable(str(exc)) from None
+            log.warning("queue unavailable: %s", exc)
+            raise _queue_unavailable(exc.reason) from None
+
+    async def _decode(
+        self, body_format: BodyFormat, body: bytes
+    ) -> tuple[list[str | None], str | None, BodyRejected | None]:
+        """The body's event ids, its write key, and why it cannot be read, if it cannot."""
+        try:
+            if len(body) > INLINE_BYTES:
+                client_ids, body_key = await run_in_threadpool(
+                    body_format.read, body, self.settings
+                )
+            else:
+                client_ids, body_key = body_format.read(body, self.settings)
+        except BodyRejected as exc:
+            return [], None, exc
+        return client_ids, body_key, None
 
     async def accept(
         self,
         headers: Mapping[str, str],
         chunks: AsyncIterator[bytes],
         body_format: BodyFormat = EYE_EVENTS,
+        client: str | None = None,
     ) -> bytes:
-        """Queue one request's events; the answer's body, or an `ApiError`."""
-        header_key = credential_from_header(headers.get("authorization"))
-        app_id = None if header_key is None else await self._application(header_key)
+        """Queue one request's events; the answer's body, or an `ApiError`.
 
-        body = await read_body(
-            headers, chunks, body_format.limit(self.settings), body_format.too_large_status
-        )
-        received_at = utcnow()
+        `client` is the sender's address, which failed authentications are counted by.
+        """
         try:
-            client_ids, body_key = body_format.read(body, self.settings)
-            rejection = None
-        except BodyRejected as exc:
-            client_ids, body_key, rejection = [], None, exc
+            return await self._accept(headers, chunks, body_format, client)
+        except ApiError as exc:
+            if exc.status == 401:
+                self.auth_failures.take(client)
+            raise
 
+    async def _accept(
+        self,
+        headers: Mapping[str, str],
+        chunks: AsyncIterator[bytes],
+        body_format: BodyFormat,
+        client: str | None,
+    ) -> bytes:
+        settings = self.settings
+        header_key = credential_from_header(headers.get("authorization"))
+        if header_key is not None:
+            app_id: int | None = await self._application(header_key, client)
+            limit = body_format.limit(settings)
+            status = body_format.too_large_status
+            too_large: TooLarge = lambda: _too_large(limit, status)  # noqa: E731
+        else:
+            self._may_try(client)
+            app_id, limit = None, min(body_format.limit(settings), settings.body_key_max_bytes)
+            too_large = _key_in_header_required(limit)
+
+        body = await read_body(headers, chunks, limit, too_large)
+        received_at = utcnow()
+        client_ids, body_key, rejection = await self._decode(body_format, body)
         if app_id is None:
             if body_key is None:
-                raise ApiError(
-                    401, "unauthorized", "A write key is required: `Authorization: Bearer <key>`."
-                )
-            app_id = await self._application(body_key)
+                raise _key_required()
+            app_id = await self._application(body_key, client)
 
         if rejection is not None:
-            kept = body[: self.settings.max_error_payload_bytes]
+            kept = body[: settings.max_error_payload_bytes]
             await self._publish(rejected_message(app_id, received_at, kept, str(rejection)))
             raise ApiError(400, "invalid_json", str(rejection))
+        if len(client_ids) > settings.max_events_per_request:
+            raise ApiError(
+                413,
+                "too_many_events",
+                f"The request carries {len(client_ids)} events; at most "
+                f"{settings.max_events_per_request} are accepted per request.",
+            )
 
-        serial = next(_id_counter)
-        event_ids = [key or f"{_ID_PREFIX}{serial:x}-{i}" for i, key in enumerate(client_ids)]
+        made = iter(server_event_ids(client_ids.count(None)))
+        event_ids = [key or next(made) for key in client_ids]
         if event_ids:
             await self._publish(Message(app_id, body_format.kind, received_at, event_ids, body))
         return body_format.answer(event_ids)
@@ -226,24 +331,32 @@ class Ingest:
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
         }
+        body_read = False
 
         async def chunks() -> AsyncIterator[bytes]:
+            nonlocal body_read
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     raise ClientGone
                 yield message.get("body", b"")
                 if not message.get("more_body", False):
+                    body_read = True
                     return
 
         body_format = INGEST_PATHS.get(scope["path"], EYE_EVENTS)
+        client = scope.get("client")
         try:
-            status, body = body_format.status, await self.accept(headers, chunks(), body_format)
+            status = body_format.status
+            body = await self.accept(headers, chunks(), body_format, client and client[0])
             extra: list[tuple[bytes, bytes]] = []
         except ClientGone:
             return  # half a body is not a request: nothing queued, nobody to answer
         except Exception as exc:
             status, body, extra = _error_answer(exc)
+        if not body_read:
+            # Answered before the body arrived whole: whatever follows is not read.
+            extra.append((b"connection", b"close"))
         origin = headers.get("origin")
         if origin and (origin in self.cors_origins or "*" in self.cors_origins):
             extra += [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
@@ -288,13 +401,18 @@ def _error_answer(exc: Exception) -> tuple[int, bytes, list[tuple[bytes, bytes]]
     response_class=Response,
 )
 async def ingest(request: Request) -> Response:
-    body = await state_of(request).ingest.accept(request.headers, request.stream())
+    client = request.client and request.client.host
+    body = await state_of(request).ingest.accept(
+        request.headers, request.stream(), EYE_EVENTS, client
+    )
     return Response(body, status_code=202, media_type="application/json")
 
 
-def _segment_endpoint(body_format: SegmentCall):
+def _segment_endpoint(body_format: SegmentCall) -> Callable[[Request], Awaitable[Response]]:
     async def segment(request: Request) -> Response:
-        body = await state_of(request).ingest.accept(request.headers, request.stream(), body_format)
+        client = request.client and request.client.host
+        ingest = state_of(request).ingest
+        body = await ingest.accept(request.headers, request.stream(), body_format, client)
         return Response(body, status_code=200, media_type="application/json")
 
     return segment

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -29,13 +31,17 @@ async def health() -> JSONBody:
 
 
 @router.get("/ready/", summary="The store and the queue are reachable, and work is processed")
-def ready(request: Request):
+def ready(request: Request) -> Response:
     """503 when the store or the queue cannot be reached, or when requests wait in the queue
     and no processor has beaten within three heartbeat intervals (down, or stuck on a batch).
     An empty queue is ready without processors: nothing waits on them."""
     state = state_of(request)
     checks: dict[str, object] = {}
-    for part, probe in (("store", lambda: _ping_store(state)), ("queue", state.queue.ping)):
+    probes: tuple[tuple[str, Callable[[], None]], ...] = (
+        ("store", lambda: _ping_store(state)),
+        ("queue", state.queue.ping),
+    )
+    for part, probe in probes:
         try:
             probe()
             checks[part] = "ok"

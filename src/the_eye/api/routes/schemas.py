@@ -15,6 +15,7 @@ from the_eye.api.state import state_of
 from the_eye.processor.schemas import SchemaInvalid
 from the_eye.services.schemas import register_schema
 from the_eye.store import schemas as store
+from the_eye.store.tables import AnyRow
 
 router = APIRouter(tags=["schemas"])
 
@@ -31,7 +32,7 @@ class NewSchema(BaseModel):
     )
 
 
-def schema_json(row) -> dict:
+def schema_json(row: AnyRow) -> dict[str, Any]:
     return {
         "category": row.category,
         "name": row.name,

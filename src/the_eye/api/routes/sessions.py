@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -21,12 +22,13 @@ from the_eye.api.state import state_of
 from the_eye.store import queries
 from the_eye.store import sessions as store
 from the_eye.store.engine import write_transaction
+from the_eye.store.tables import AnyRow
 from the_eye.timestamps import utcnow
 
 router = APIRouter(tags=["sessions"])
 
 
-def session_json(row) -> dict:
+def session_json(row: AnyRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "first_seen": iso(row.first_seen),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -21,26 +21,28 @@ router = APIRouter(tags=["stats"], dependencies=[ReadAccess])
 MAX_BUCKETS = 10_000
 
 
-def _events(counts: Counter) -> list[dict]:
+def _events(counts: Counter[tuple[str, str]]) -> list[dict[str, Any]]:
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [{"category": c, "name": n, "count": k} for (c, n), k in ordered if k]
 
 
-def _errors(counts: Counter) -> list[dict]:
+def _errors(counts: Counter[str]) -> list[dict[str, Any]]:
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [{"reason": r, "count": k} for r, k in ordered if k]
 
 
-def stats_json(stats: Stats, bucketed: bool) -> dict:
-    totals_events: Counter = Counter()
-    totals_errors: Counter = Counter()
+def stats_json(stats: Stats, bucketed: bool) -> dict[str, Any]:
+    totals_events: Counter[tuple[str, str]] = Counter()
+    totals_errors: Counter[str] = Counter()
     for counts in stats.events.values():
         totals_events.update(counts)
-    for counts in stats.errors.values():
-        totals_errors.update(counts)
+    for error_counts in stats.errors.values():
+        totals_errors.update(error_counts)
     buckets = []
     if bucketed:
-        for start in sorted(set(stats.events) | set(stats.errors)):
+        # Bucketed stats are keyed by bucket start only (None is the key of unbucketed ones).
+        starts = {s for s in (*stats.events, *stats.errors) if s is not None}
+        for start in sorted(starts):
             events = _events(stats.events.get(start, Counter()))
             errors = _errors(stats.errors.get(start, Counter()))
             if events or errors:

@@ -1,0 +1,132 @@
+"""`the-eye serve`'s HTTP protocol under slow and oversized requests: each is cut, answered
+408 or 431 when it can be, while honest requests go on."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.helpers import make_event
+from tests.processes import ServeProcess, the_eye_env
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory) -> Iterator[tuple[ServeProcess, str]]:
+    """A real `the-eye serve` with one-second header and body timeouts."""
+    from the_eye.config import Settings
+
+    db = tmp_path_factory.mktemp("serve") / "the-eye.db"
+    settings = Settings(database_url=f"sqlite:///{db}", _env_file=None)
+    env = the_eye_env(settings, header_timeout=TIMEOUT, body_timeout=TIMEOUT)
+    process = ServeProcess(env, "--processors", "0").start()
+    try:
+        yield process, process.read_first_start()["write_key"]
+    finally:
+        process.stop()
+
+
+def connect(process: ServeProcess) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", process.port), timeout=10)
+    return sock
+
+
+def answer_and_close(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes, and how long that took."""
+    started, received = time.monotonic(), b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received, time.monotonic() - started
+
+
+def test_partial_headers_are_answered_408_and_cut(serve):
+    process, _ = serve
+    with connect(process) as sock:
+        sock.sendall(b"POST /events/ HTTP/1.1\r\nHost: x\r\n")
+        received, waited = answer_and_close(sock)
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert b'"request_timeout"' in received
+    assert waited < TIMEOUT + 3
+
+
+def test_a_connection_that_sends_nothing_is_cut(serve):
+    process, _ = serve
+    with connect(process) as sock:
+        received, waited = answer_and_close(sock)
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert waited < TIMEOUT + 3
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_at_the_deadline(serve):
+    process, _ = serve
+    with connect(process) as sock:
+        sock.settimeout(0.2)
+        started, closed = time.monotonic(), False
+        request = b"GET /health/ HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+        for byte in request:
+            try:
+                sock.sendall(bytes([byte]))
+                if sock.recv(65536) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+        assert closed or time.monotonic() - started < 30
+    assert time.monotonic() - started < TIMEOUT + 3
+
+
+def test_oversized_headers_are_431(serve):
+    process, _ = serve
+    with connect(process) as sock:
+        sock.sendall(b"GET /health/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 32_768 + b"\r\n\r\n")
+        received, _ = answer_and_close(sock)
+    assert received.startswith(b"HTTP/1.1 431 ")
+    assert b'"headers_too_large"' in received
+
+
+def test_an_endless_header_is_cut_after_the_bound(serve):
+    """A header that never ends: refused once the bound is passed, not buffered for ever."""
+    process, _ = serve
+    with connect(process) as sock:
+        sock.sendall(b"GET /health/ HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        sent = 0
+        try:
+            for _ in range(1000):  # up to 64 MiB
+                sock.sendall(b"a" * 65_536)
+                sent += 65_536
+        except OSError:
+            pass
+        received = b""
+        with contextlib.suppress(OSError):
+            received, _ = answer_and_close(sock)
+    assert sent < 16 * 1024 * 1024
+    assert received == b"" or received.startswith(b"HTTP/1.1 431 ")
+
+
+def test_an_unfinished_body_is_cut_and_nothing_queued(serve):
+    process, key = serve
+    with connect(process) as sock:
+        sock.sendall(
+            b"POST /events/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {key}\r\n".encode()
+            + b"Content-Length: 100000\r\n\r\n"
+            + b'[{"session_id": "s", "cat'
+        )
+        received, waited = answer_and_close(sock)
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert waited < TIMEOUT + 3
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=process.url, headers=headers, timeout=10) as client:
+        assert client.post("/events/", json=make_event()).status_code == 202
+        assert client.get("/health/").status_code == 200
