@@ -105,6 +105,24 @@ class Settings(BaseSettings):
         10000, description="About how many events a processor takes into one transaction."
     )
     poll_interval: float = Field(0.02, description="Seconds an idle processor waits between polls.")
+    max_deliveries: int = Field(
+        3,
+        ge=1,
+        description="Deliveries of a request to processors that died with it in hand, after "
+        "which it is kept as a `processing_failed` error instead of being tried again.",
+    )
+    inbox_claim_idle: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds inbox rows taken by a processor stay reserved to it; a dead "
+        "processor's batch is taken over after this (the `db` queue's XAUTOCLAIM).",
+    )
+    heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often a processor records that it is alive; `/ready/` and `/metrics` "
+        "count a processor silent for three times this as down.",
+    )
     key_cache_seconds: float = Field(
         2.0, description="How long a write-key lookup is cached, found or not."
     )

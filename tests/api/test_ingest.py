@@ -218,7 +218,10 @@ def test_a_redis_queue_that_cannot_take_events_answers_503_saying_when_to_retry(
             assert "127.0.0.1" not in message and "Redis" not in message, message
             assert ("full" in message) == (trouble == "full")
             ready = client.get("/ready/")
-            assert ready.status_code == (200 if trouble == "full" else 503)
+            # A full queue is reachable: what is wrong is that no processor drains it.
+            assert ready.status_code == 503
+            code = "processor_down" if trouble == "full" else "unavailable"
+            assert ready.json()["error"]["code"] == code
             if trouble == "unreachable":
                 assert retry_after(ready) == 5
     finally:

@@ -7,6 +7,10 @@ pending are taken over with XAUTOCLAIM once they have been idle for `redis_claim
 Delivery is at least once: a message can come twice if a processor dies between the store
 commit and the acknowledgement. Events are deduplicated by their idempotency key and error
 records by the message's `delivery_key`, so a second delivery changes nothing.
+
+Redis counts the deliveries of each entry; a message carries its count, less the times this
+processor failed cleanly on it (the store went away), so that a request that kills every
+processor taking it can be set aside.
 """
 
 from __future__ import annotations
@@ -125,6 +129,8 @@ class RedisQueue(Queue):
         self._own_pending = True  # a processor restarted under a fixed name resumes its own
         self._claim_cursor = "0-0"
         self._next_reclaim = 0.0
+        # Entries this processor failed on cleanly, and how often: not the entry's fault.
+        self._clean_failures: dict[str, int] = {}
 
     def _client_options(self, retry: Retry | AsyncRetry) -> dict[str, Any]:
         return {
@@ -184,26 +190,58 @@ class RedisQueue(Queue):
         # The store first: while it is down, entries stay unread rather than pending here.
         with self.engine.connect() as conn:
             with conn.begin():
-                entries = self._take(limit)
+                entries, deliveries = self._take(limit)
                 try:
                     messages = [self._message(eid, fields) for eid, fields in entries]
+                    for message in messages:
+                        message.deliveries = self._deliveries(message.queue_id, deliveries)
                     yield Delivery(messages, conn, prepare and prepare(messages))
                 except BaseException:
                     self._own_pending = bool(entries) or self._own_pending
+                    self._count_clean_failures([eid for eid, _ in entries])
                     raise
             if entries:
                 self._acknowledge([eid for eid, _ in entries])
+                for eid, _ in entries:
+                    self._clean_failures.pop(eid, None)
 
-    def _take(self, limit: int) -> list[_Entry]:
+    def _deliveries(self, entry_id: str, counted: dict[str, int]) -> int:
+        return max(1, counted.get(entry_id, 1) - self._clean_failures.get(entry_id, 0))
+
+    def _count_clean_failures(self, ids: list[str]) -> None:
+        if len(self._clean_failures) > 100_000:  # entries other processors took over
+            self._clean_failures.clear()
+        for eid in ids:
+            self._clean_failures[eid] = self._clean_failures.get(eid, 0) + 1
+
+    def _take(self, limit: int) -> tuple[list[_Entry], dict[str, int]]:
+        """Entries, and how many times each was delivered when more than once."""
         # On failure the reply may be lost while the entries were handed out.
         with redis_errors_as_unavailable(self._may_hold_entries):
-            return self._with_group(self._take_entries, limit)
+            entries, again = self._with_group(self._take_entries, limit)
+            return entries, self._delivery_counts([eid for eid, _ in entries]) if again else {}
+
+    def _delivery_counts(self, ids: list[str]) -> dict[str, int]:
+        """Redis's delivery counts of entries this consumer holds (one XPENDING)."""
+        if not ids:
+            return {}
+        pending = self.client.xpending_range(
+            self.stream, self.group, ids[0], ids[-1], len(ids), consumername=self.consumer
+        )
+        counts: dict[str, int] = {}
+        for entry in pending:
+            eid = entry["message_id"]
+            counts[eid.decode() if isinstance(eid, bytes) else str(eid)] = int(
+                entry["times_delivered"]
+            )
+        return counts
 
     def _may_hold_entries(self) -> None:
         """Look at this consumer's own pending entries first on the next take."""
         self._own_pending = True
 
-    def _take_entries(self, limit: int) -> list[_Entry]:
+    def _take_entries(self, limit: int) -> tuple[list[_Entry], bool]:
+        """Entries to process, and whether they may have been delivered before."""
         if self._own_pending:
             # Entries this processor took but did not acknowledge (the store failed): retry
             # them now rather than after the claim time.
@@ -213,16 +251,16 @@ class RedisQueue(Queue):
             if gone:  # deleted while pending: nothing left to process
                 self._drop(gone)
             if live:
-                return live
+                return live, True
             if not mine:
                 self._own_pending = False
         now = time.monotonic()
         if now >= self._next_reclaim:
             claimed = self._reclaim(limit)
             if claimed:
-                return claimed
+                return claimed, True
             self._next_reclaim = now + _RECLAIM_EVERY
-        return self._read(">", limit, self.block_ms)
+        return self._read(">", limit, self.block_ms), False
 
     def _read(self, start: str, limit: int, block: int | None) -> list[_Entry]:
         reply = self.client.xreadgroup(

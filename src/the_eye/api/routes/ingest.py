@@ -36,7 +36,7 @@ from the_eye.api.problems import ApiError, part_unavailable, unavailable
 from the_eye.api.responses import encode_json
 from the_eye.api.state import state_of
 from the_eye.config import Settings
-from the_eye.queue import EVENTS, INVALID_BODY, Message, Queue, QueueUnavailable
+from the_eye.queue import EVENTS, Message, Queue, QueueUnavailable, rejected_message
 from the_eye.segment_wire import BATCH, CALLS, MessageTooLarge, read_segment_body, segment_kind
 from the_eye.timestamps import utcnow
 from the_eye.wire import BodyRejected, client_event_id, decode_body, events_in, write_key_in
@@ -311,7 +311,7 @@ class Ingest:
 
         if rejection is not None:
             kept = body[: settings.max_error_payload_bytes]
-            await self._publish(Message(app_id, INVALID_BODY, received_at, [], kept))
+            await self._publish(rejected_message(app_id, received_at, kept, str(rejection)))
             raise ApiError(400, "invalid_json", str(rejection))
         if len(client_ids) > settings.max_events_per_request:
             raise ApiError(
