@@ -1,7 +1,7 @@
 """errors: an index for listing replayed (or open) errors, newest first
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 from alembic import op
