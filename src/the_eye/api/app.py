@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from the_eye import __version__
 from the_eye.api import problems
 from the_eye.api.auth import api_tokens, write_keys
-from the_eye.api.limits import RateLimiter
+from the_eye.api.limits import AddressLimiter
 from the_eye.api.openapi import add_ingest_components
 from the_eye.api.routes import (
     applications,
@@ -86,7 +86,7 @@ def open_state(settings: Settings) -> AppState:
     queue = open_queue(settings, engine)
     keys = write_keys(engine, settings.key_cache_seconds)
     per_minute = settings.auth_failures_per_address
-    auth_failures = RateLimiter(per_minute / 60, per_minute)
+    auth_failures = AddressLimiter(per_minute / 60, per_minute)
     return AppState(
         settings=settings,
         engine=engine,
