@@ -18,7 +18,7 @@ def test_threads_hammering_a_full_limiter_raise_nothing():
             for i in range(20_000):
                 limiter.take((worker, i))
                 limiter.wait((worker, i - 1))
-        except BaseException as exc:  # noqa: BLE001 - any error fails the test
+        except BaseException as exc:  # any error fails the test
             errors.append(exc)
 
     interval = sys.getswitchinterval()
