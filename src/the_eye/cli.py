@@ -105,6 +105,7 @@ def serve(
             workers=workers,
             log_level="info",
             forwarded_allow_ips=settings.forwarded_allow_ips,
+            limit_concurrency=settings.max_connections,
             **SERVER_OPTIONS,
         )
     finally:

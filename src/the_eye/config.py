@@ -74,6 +74,18 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         16 * 1024, description="Largest request line and headers together; larger answer 431."
     )
+    max_body_bytes_in_flight: int = Field(
+        64 * MIB,
+        ge=1,
+        description="Most request-body bytes one API process holds at once (declared "
+        "`Content-Length`s, or chunks as they arrive); past it, ingest answers 503.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Most connections and requests `serve` handles at once per API process; "
+        "past it, new requests answer 503.",
+    )
     rate_limit_per_key: float = Field(
         0.0,
         ge=0,
