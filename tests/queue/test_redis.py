@@ -311,8 +311,10 @@ def test_delivery_counts_are_those_of_the_entries_taken_not_of_others_between(
     client = redis.Redis.from_url(settings.queue_url)
     try:
         client.xgroup_create(settings.redis_stream, settings.redis_group, id="0")
-        reply = client.xreadgroup(settings.redis_group, queue.consumer, {settings.redis_stream: ">"})
-        first, between, last = [eid.decode() for eid, _ in reply[0][1]]
+        reply = client.xreadgroup(
+            settings.redis_group, queue.consumer, {settings.redis_stream: ">"}
+        )
+        first, _between, last = [eid.decode() for eid, _ in reply[0][1]]
         client.xclaim(
             settings.redis_stream, settings.redis_group, queue.consumer, 0, [last], retrycount=5
         )
