@@ -5,6 +5,8 @@ counters account for every accepted event once."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import re
 
 import pytest
@@ -157,3 +159,54 @@ def test_metrics_account_for_every_accepted_event_once(sender, processor, admin)
     assert (stored, errored, duplicates) == (3, 2, 3)
     assert received == stored + errored + duplicates
     assert metric(text, "the_eye_requests_rejected_total") == 1
+
+
+def _die_on_poison(settings) -> None:
+    """A processor process that is killed (as for memory) whenever it decodes the poison
+    request (not once it sets it aside unread), and otherwise drains the queue."""
+    processor = Processor.from_settings(settings)
+    check = processor._prepare
+
+    def prepare(messages):
+        limit = processor.bounds.max_deliveries
+        if any("poison" in m.event_ids and m.deliveries <= limit for m in messages):
+            os._exit(9)
+        return check(messages)
+
+    processor._prepare = prepare  # type: ignore[method-assign]
+    try:
+        while processor.run_once(limit=100):
+            pass
+    finally:
+        processor.close()
+
+
+def test_a_crash_charges_the_culprit_alone_not_its_batch_mates(sender, admin, settings, engine):
+    """Processor processes die with a batch holding one poison request: its batch-mates are
+    stored, and only the poison request ends as `processing_failed`."""
+    settings = settings.model_copy(update={"inbox_claim_idle": 0.001, "redis_claim_idle": 0.001})
+    for name in ["good-1", "good-2", "poison", "good-3", "good-4"]:
+        assert sender.post("/events/", json=make_event(event_id=name)).status_code == 202
+    context = multiprocessing.get_context("spawn")
+    exits = []
+    for _ in range(2 * settings.max_deliveries):
+        child = context.Process(target=_die_on_poison, args=(settings,))
+        child.start()
+        child.join(120)
+        exits.append(child.exitcode)
+        if child.exitcode == 0:
+            break
+    assert exits == [9] * settings.max_deliveries + [0]
+    processor = Processor.from_settings(settings)
+    try:
+        processor.drain()
+    finally:
+        processor.close()
+    stored = sorted(e["event_id"] for e in fetch_all(admin, "/events/"))
+    assert stored == ["good-1", "good-2", "good-3", "good-4"]
+    (error,) = fetch_all(admin, "/errors/")
+    detail = admin.get(f"/errors/{error['id']}/").json()
+    assert detail["reason"] == "processing_failed"
+    assert detail["details"] == {"events": 1, "deliveries": settings.max_deliveries + 1}
+    assert "poison" in detail["payload"]
+    assert queue_depth(settings, engine) == 0

@@ -2,8 +2,10 @@
 
 A thread of the serving process watches its processor children; one that exits (killed for
 memory, SIGKILL, a crash) is logged and started again after a backoff: 1 s, doubling up to
-30 s while restarts keep failing, back to 1 s once a processor has lived a minute. `stop`
-ends the watch first, then sends SIGTERM (each processor finishes its batch) and waits.
+30 s while restarts keep failing, back to 1 s once a processor has lived a minute; a start
+that fails (no memory, no file descriptors) is logged and tried again after the same
+backoff. Nothing is started once `stop` begins: it ends the watch first, then sends SIGTERM
+(each processor finishes its batch) and waits.
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ class Supervisor:
         first_backoff: float = 1.0,
         max_backoff: float = 30.0,
         healthy_after: float = 60.0,
+        start_process: Callable[[BaseProcess], None] = BaseProcess.start,
     ) -> None:
         self._target, self._args, self._initializer = target, args, initializer
         self._first, self._max, self._healthy = first_backoff, max_backoff, healthy_after
+        self._start_process = start_process
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(first_backoff) for _ in range(count)]
         self._stopping = threading.Event()
@@ -68,7 +72,7 @@ class Supervisor:
         process = self._context.Process(
             target=_child, args=(self._initializer, self._target, self._args), daemon=False
         )
-        process.start()
+        self._start_process(process)
         slot.process, slot.started = process, time.monotonic()
         return process
 
@@ -79,8 +83,20 @@ class Supervisor:
                 if slot.process is not None and not slot.process.is_alive():
                     self._buried(slot, now)
                 if slot.process is None and now >= slot.restart_at:
-                    self.restarts += 1
-                    log.warning("processor restarted (pid %s)", self._spawn(slot).pid)
+                    self._restart(slot, now)
+
+    def _restart(self, slot: _Slot, now: float) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            pid = self._spawn(slot).pid
+        except Exception:
+            log.exception("a processor could not be started; trying again in %.0f s", slot.backoff)
+            slot.restart_at = now + slot.backoff
+            slot.backoff = min(slot.backoff * 2, self._max)
+            return
+        self.restarts += 1
+        log.warning("processor restarted (pid %s)", pid)
 
     def _buried(self, slot: _Slot, now: float) -> None:
         """Note a dead processor and when to start it again."""

@@ -251,10 +251,17 @@ def _failure(exc: Exception) -> str:
 
 
 def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
-    """Entry point of a processor process: runs until SIGTERM or SIGINT, finishing its batch."""
+    """Entry point of a processor process: runs until SIGTERM or SIGINT, finishing its batch.
+
+    A processor with a parent (`the-eye serve`) ignores SIGINT: a Ctrl-C reaches the whole
+    process group, and the parent stops its processors with SIGTERM once it stops restarting
+    them."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if parent_pid is None:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    else:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     processor = Processor.from_settings(settings)
     log.info("processor started (pid %s, %s)", os.getpid(), type(processor.queue).__name__)
     try:

@@ -8,6 +8,12 @@ processed exactly once, or, after a crash, not yet; a processor that dies leaves
 reserved until the reservation lapses, and its attempt counted, so that a request that
 kills every processor taking it can be set aside. A processor that fails cleanly (the store
 went away mid-batch) gives its rows back with their attempt uncounted.
+
+A crash counts an attempt of every row of the batch, though one request alone may have
+caused it. So a take that finds a row delivered before keeps that row alone and gives the
+others back uncounted, and the next takes hold one row each until they find one never
+delivered: only a request's first delivery is shared with others, and a request is set
+aside only after it killed processors that held it alone.
 """
 
 from __future__ import annotations
@@ -122,6 +128,8 @@ class DatabaseQueue(Queue):
         # Rows a clean failure could not give back (the store was down): returned first.
         self._unreturned: list[int] = []
         self._inline_writes = 0
+        # The last take found a row delivered before: take one at a time for a while.
+        self._isolating = False
         # The hot path's two statements as plain SQL: compiling Core constructs for every
         # group commit costs more than the insert itself.
         mark = param_mark(engine)
@@ -176,7 +184,7 @@ class DatabaseQueue(Queue):
         prepare = prepare or _nothing
         if self._unreturned:
             self._give_back([])
-        messages = self._take(limit)
+        messages = self._take(1 if self._isolating else limit)
         with self.engine.connect() as conn:
             if not messages:
                 yield Delivery(messages, conn, prepare(messages))
@@ -184,10 +192,17 @@ class DatabaseQueue(Queue):
             yield from self._claim_prepared(conn, messages, prepare)
 
     def _take(self, limit: int) -> list[Message]:
-        """Reserve and count, committed before any processing, so a crash still counts."""
+        """Reserve and count, committed before any processing, so a crash still counts;
+        a row delivered before comes alone, the others taken with it go back uncounted."""
         statement = _take(limit, utcnow(), self.claim_idle, skip_locked=not self._one_writer)
         with self.engine.begin() as conn:
-            return _messages(conn.execute(statement).all())
+            messages = _messages(conn.execute(statement).all())
+            suspect = next((m for m in messages if m.deliveries > 1), None)
+            self._isolating = suspect is not None
+            if suspect is None or len(messages) == 1:
+                return messages
+            conn.execute(_give_back([m.queue_id for m in messages if m is not suspect]))
+            return [suspect]
 
     def _claim_prepared(
         self, conn: Connection, messages: list[Message], prepare: Prepare

@@ -10,7 +10,10 @@ records by the message's `delivery_key`, so a second delivery changes nothing.
 
 Redis counts the deliveries of each entry; a message carries its count, less the times this
 processor failed cleanly on it (the store went away), so that a request that kills every
-processor taking it can be set aside.
+processor taking it can be set aside. As with the `db` queue, a take that finds an entry
+delivered before keeps it alone and gives the others back with their count lowered again
+(XCLAIM RETRYCOUNT), then takes one entry at a time until it finds one never delivered: a
+request is set aside only after it killed processors that held it alone.
 """
 
 from __future__ import annotations
@@ -131,6 +134,8 @@ class RedisQueue(Queue):
         self._next_reclaim = 0.0
         # Entries this processor failed on cleanly, and how often: not the entry's fault.
         self._clean_failures: dict[str, int] = {}
+        # The last take found an entry delivered before: take one at a time for a while.
+        self._isolating = False
 
     def _client_options(self, retry: Retry | AsyncRetry) -> dict[str, Any]:
         return {
@@ -218,22 +223,47 @@ class RedisQueue(Queue):
         """Entries, and how many times each was delivered when more than once."""
         # On failure the reply may be lost while the entries were handed out.
         with redis_errors_as_unavailable(self._may_hold_entries):
+            limit = 1 if self._isolating else limit
             entries, again = self._with_group(self._take_entries, limit)
-            return entries, self._delivery_counts([eid for eid, _ in entries]) if again else {}
+            counts = self._delivery_counts([eid for eid, _ in entries]) if again else {}
+            return self._isolate(entries, counts), counts
+
+    def _isolate(self, entries: list[_Entry], counts: dict[str, int]) -> list[_Entry]:
+        """The first entry delivered before alone, the others given back uncounted; or all."""
+        suspect = next((e for e in entries if self._deliveries(e[0], counts) > 1), None)
+        self._isolating = suspect is not None
+        if suspect is None or len(entries) == 1:
+            return entries
+        pipe = self.client.pipeline(transaction=False)
+        for eid, _ in entries:
+            if eid != suspect[0]:
+                # Still ours, idle at once: this consumer or another takes it again soon.
+                pipe.xclaim(
+                    self.stream,
+                    self.group,
+                    self.consumer,
+                    0,
+                    [eid],
+                    idle=self.claim_idle_ms,
+                    retrycount=max(0, counts.get(eid, 1) - 1),
+                    justid=True,
+                )
+        pipe.execute()
+        self._own_pending = True
+        return [suspect]
 
     def _delivery_counts(self, ids: list[str]) -> dict[str, int]:
-        """Redis's delivery counts of entries this consumer holds (one XPENDING)."""
+        """Redis's delivery counts of entries this consumer holds, asked id by id (one
+        pipelined round trip): a range would also list its other pending entries."""
         if not ids:
             return {}
-        pending = self.client.xpending_range(
-            self.stream, self.group, ids[0], ids[-1], len(ids), consumername=self.consumer
-        )
+        pipe = self.client.pipeline(transaction=False)
+        for eid in ids:
+            pipe.xpending_range(self.stream, self.group, eid, eid, 1, consumername=self.consumer)
         counts: dict[str, int] = {}
-        for entry in pending:
-            eid = entry["message_id"]
-            counts[eid.decode() if isinstance(eid, bytes) else str(eid)] = int(
-                entry["times_delivered"]
-            )
+        for eid, pending in zip(ids, pipe.execute(), strict=True):
+            if pending:
+                counts[eid] = int(pending[0]["times_delivered"])
         return counts
 
     def _may_hold_entries(self) -> None:
