@@ -187,5 +187,5 @@ def processor(settings) -> Iterator[Processor]:
 @pytest.fixture
 def process_env(settings) -> dict[str, str]:
     """The environment of a `the-eye` process on this test's store and queue."""
-    # On Redis, a batch a killed processor held is taken over after the claim time.
-    return the_eye_env(settings, redis_claim_idle=2)
+    # A batch a killed processor held is taken over after the claim time.
+    return the_eye_env(settings, redis_claim_idle=2, inbox_claim_idle=2)

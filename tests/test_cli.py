@@ -187,3 +187,27 @@ def test_serve_loads_the_schemas_directory_at_start(process_env, schemas_dir):
     submit.write_text("{broken")
     broken = run_the_eye(env, "serve", "--port", "1")
     assert broken.returncode != 0 and "submit.json: not JSON" in broken.stderr
+
+
+def test_tokens_are_listed_and_revoked_on_the_command_line(process_env):
+    token = the_eye(process_env, "tokens", "create", "cli-reader", "--scope", "read")
+    the_eye(process_env, "tokens", "create", "cli-admin", "--scope", "admin")
+    listed = [line.split("\t") for line in the_eye(process_env, "tokens", "list").splitlines()]
+    assert [(row[1], row[2], row[4]) for row in listed] == [
+        ("read", "active", "cli-reader"),
+        ("admin", "active", "cli-admin"),
+    ]
+    assert token not in the_eye(process_env, "tokens", "list")
+    assert (
+        the_eye(process_env, "tokens", "revoke", listed[0][0])
+        == f"API token {listed[0][0]} revoked"
+    )
+    assert the_eye(process_env, "tokens", "list").splitlines()[0].split("\t")[2] == "revoked"
+    serve = ServeProcess(process_env).start()
+    try:
+        with client_as(serve.url, token) as revoked:
+            assert revoked.get("/events/").status_code == 401
+    finally:
+        serve.stop()
+    missing = run_the_eye(process_env, "tokens", "revoke", "999")
+    assert missing.returncode != 0 and "no API token with id 999" in missing.stderr

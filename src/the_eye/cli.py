@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,14 +28,19 @@ def _engine() -> Engine:
     return engine
 
 
-@click.group()
-@click.version_option(package_name="the-eye")
-def main() -> None:
-    """The Eye: collect user-behaviour events, process them, query them."""
+def configure_logging() -> None:
+    """Log at INFO to stderr: the commands, and the processors `serve` spawns."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@click.group()
+@click.version_option(package_name="the-eye")
+def main() -> None:
+    """The Eye: collect user-behaviour events, process them, query them."""
+    configure_logging()
 
 
 @main.command()
@@ -67,6 +71,7 @@ def serve(
     import uvicorn
 
     from the_eye.api.app import SERVER_OPTIONS
+    from the_eye.processor.supervisor import Supervisor
     from the_eye.processor.worker import run_worker
     from the_eye.store.credentials import bootstrap
 
@@ -86,12 +91,11 @@ def serve(
     from the_eye.services.retention import start_retention
 
     start_retention(settings)  # hourly purges while THE_EYE_RETENTION_DAYS is set
-    spawn = multiprocessing.get_context("spawn")
-    children = []
-    for _ in range(0 if no_processor else processors):
-        child = spawn.Process(target=run_worker, args=(settings, os.getpid()), daemon=False)
-        child.start()
-        children.append(child)
+    count = 0 if no_processor else processors
+    supervisor = Supervisor(
+        run_worker, (settings, os.getpid()), count, initializer=configure_logging
+    )
+    supervisor.start()  # and restarts a processor that dies
     try:
         uvicorn.run(
             "the_eye.api.app:create_app",
@@ -101,13 +105,11 @@ def serve(
             workers=workers,
             log_level="info",
             forwarded_allow_ips=settings.forwarded_allow_ips,
+            limit_concurrency=settings.max_connections,
             **SERVER_OPTIONS,
         )
     finally:
-        for child in children:
-            child.terminate()  # SIGTERM: the processor finishes its batch, then exits
-        for child in children:
-            child.join(30)
+        supervisor.stop()
 
 
 @main.command()
@@ -157,6 +159,41 @@ def tokens_create(name: str, scope: str) -> None:
     engine = _engine()
     with engine.begin() as conn:
         click.echo(create_token(conn, name, scope))
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    """List API tokens (id, scope, state, created, name); secrets are never shown again."""
+    from the_eye.store.credentials import list_tokens
+
+    engine = _engine()
+    try:
+        with engine.connect() as conn:
+            found = list_tokens(conn)
+    finally:
+        engine.dispose()
+    for token in found:
+        state = "active" if token.active else "revoked"
+        created = token.created_at.isoformat(sep=" ", timespec="seconds")
+        click.echo(f"{token.id}\t{token.scope}\t{state}\t{created}\t{token.name}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=click.IntRange(1))
+def tokens_revoke(token_id: int) -> None:
+    """Revoke the API token TOKEN_ID (see `tokens list`); running API processes refuse it
+    within THE_EYE_KEY_CACHE_SECONDS."""
+    from the_eye.store.credentials import revoke_token
+
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            revoked = revoke_token(conn, token_id)
+    finally:
+        engine.dispose()
+    if not revoked:
+        raise click.ClickException(f"no API token with id {token_id}")
+    click.echo(f"API token {token_id} revoked")
 
 
 def _load_schemas(engine: Engine, directory: Path) -> None:

@@ -74,6 +74,18 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         16 * 1024, description="Largest request line and headers together; larger answer 431."
     )
+    max_body_bytes_in_flight: int = Field(
+        64 * MIB,
+        ge=1,
+        description="Most request-body bytes one API process holds at once (declared "
+        "`Content-Length`s, or chunks as they arrive); past it, ingest answers 503.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Most connections and requests `serve` handles at once per API process; "
+        "past it, new requests answer 503.",
+    )
     rate_limit_per_key: float = Field(
         0.0,
         ge=0,
@@ -105,6 +117,24 @@ class Settings(BaseSettings):
         10000, description="About how many events a processor takes into one transaction."
     )
     poll_interval: float = Field(0.02, description="Seconds an idle processor waits between polls.")
+    max_deliveries: int = Field(
+        3,
+        ge=1,
+        description="Deliveries of a request to processors that died with it in hand, after "
+        "which it is kept as a `processing_failed` error instead of being tried again.",
+    )
+    inbox_claim_idle: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds inbox rows taken by a processor stay reserved to it; a dead "
+        "processor's batch is taken over after this (the `db` queue's XAUTOCLAIM).",
+    )
+    heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often a processor records that it is alive; `/ready/` and `/metrics` "
+        "count a processor silent for three times this as down.",
+    )
     key_cache_seconds: float = Field(
         2.0, description="How long a write-key lookup is cached, found or not."
     )
@@ -122,6 +152,12 @@ class Settings(BaseSettings):
     )
     schema_refresh_seconds: float = Field(
         2.0, description="How often a processor looks for new schema versions and strict flags."
+    )
+    schema_check_budget_ms: float = Field(
+        100.0,
+        gt=0,
+        description="Longest time checking one event's data against its schema may take; an "
+        "event that needs longer becomes a `check_budget_exceeded` error.",
     )
     retention_days: int | None = Field(
         None,

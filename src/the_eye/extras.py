@@ -23,6 +23,7 @@ SERVER_MODULES = (
     "click",
     "rich",
     "jsonschema",
+    "re2",
 )
 
 

@@ -66,7 +66,7 @@ def message_id(value: Any) -> str | None:
     """A Segment `messageId` usable as The Eye's idempotency key, if it is one."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if isinstance(value, str) and 0 < len(value) <= MAX_KEY_LENGTH:
+    if isinstance(value, str) and 0 < len(value) <= MAX_KEY_LENGTH and "\x00" not in value:
         return value
     return None
 

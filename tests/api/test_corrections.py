@@ -126,6 +126,35 @@ def test_malformed_edits_are_400_and_read_only_fields_are_ignored(three, admin):
     assert echoed.json()["received_at"] == event["received_at"]
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_an_edit_with_a_number_ingest_refuses_is_400_and_changes_nothing(
+    three, admin, sender, method, number
+):
+    event = three["e0"]
+    fields = '"data": {"k": {"deep": [1, ' + number + "]}}"
+    if method == "PUT":
+        fields += ', "session_id": "a", "category": "c", "name": "n", "timestamp": "2021-01-01"'
+    answer = admin.request(
+        method,
+        f"/events/{event['id']}/",
+        content="{" + fields + "}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_json"
+    assert admin.get(f"/events/{event['id']}/").json() == event
+    # Ingest refuses the same number alike.
+    sent = sender.post(
+        "/events/",
+        content='{"session_id": "a", "category": "c", "name": "n", "timestamp": "2021-01-01", '
+        + fields
+        + "}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert sent.status_code == 400 and sent.json()["error"]["code"] == "invalid_json"
+
+
 def test_an_event_id_edit_respects_the_key_uniqueness(three, admin, sender, processor):
     taken = admin.patch(f"/events/{three['e0']['id']}/", json={"event_id": "e1"})
     assert taken.status_code == 409

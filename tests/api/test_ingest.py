@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import gzip
 import re
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 import pytest
 from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
 
 from tests.helpers import (
     REDIS_URL,
@@ -26,6 +29,8 @@ from tests.helpers import (
 )
 from tests.processes import free_port
 from the_eye.api.auth import CachedLookup
+from the_eye.api.routes.ingest import Ingest
+from the_eye.api.state import app_state
 from the_eye.config import Settings
 from the_eye.store.credentials import application_for_key, create_application
 from the_eye.store.engine import create_engine
@@ -218,7 +223,10 @@ def test_a_redis_queue_that_cannot_take_events_answers_503_saying_when_to_retry(
             assert "127.0.0.1" not in message and "Redis" not in message, message
             assert ("full" in message) == (trouble == "full")
             ready = client.get("/ready/")
-            assert ready.status_code == (200 if trouble == "full" else 503)
+            # A full queue is reachable: what is wrong is that no processor drains it.
+            assert ready.status_code == 503
+            code = "processor_down" if trouble == "full" else "unavailable"
+            assert ready.json()["error"]["code"] == code
             if trouble == "unreachable":
                 assert retry_after(ready) == 5
     finally:
@@ -481,3 +489,69 @@ def test_unknown_write_keys_are_looked_up_once_while_cached(engine, creds):
     for i in range(1000):
         bounded.lookup(f"eye_wk_random{i}")
     assert len(bounded._misses) <= 100
+
+
+def _raw_post(url: str, key: str, declared: int, body: bytes) -> socket.socket:
+    """A connection that sent a `POST /events/` declaring `declared` body bytes, and `body`."""
+    address = urlsplit(url)
+    sock = socket.create_connection((address.hostname, address.port), timeout=10)
+    sock.sendall(
+        b"POST /events/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {key}\r\nContent-Length: {declared}\r\n\r\n".encode()
+        + body
+    )
+    return sock
+
+
+def _answer(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and body of the next answer on a connection."""
+    data = b""
+    while True:
+        head, blank, body = data.partition(b"\r\n\r\n")
+        if blank:
+            length = re.search(rb"content-length: *(\d+)", head.lower())
+            if length and len(body) >= int(length.group(1)):
+                return int(head.split(b" ", 2)[1]), body[: int(length.group(1))]
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed after {data!r}"
+        data += chunk
+
+
+def _ingest_of(live: LiveServer) -> Ingest:
+    app = live.server.config.app
+    while not isinstance(app, Starlette):
+        app = app.app
+    return app_state(app).ingest
+
+
+def test_request_bodies_in_flight_are_bounded_and_released(empty_store_url):
+    """Bodies still arriving hold memory: past `THE_EYE_MAX_BODY_BYTES_IN_FLIGHT` declared
+    bytes, a new request answers 503 at once, and the slow one still completes."""
+    settings = Settings(
+        database_url=empty_store_url("sqlite"), max_body_bytes_in_flight=100_000, _env_file=None
+    )
+    engine, key = store_with_application(settings, "bodies")
+    event = msgspec.json.encode([make_event(event_id="slow")])
+    declared = 60_000
+    body = event + b" " * (declared - len(event))
+    with LiveServer(settings) as live:
+        body_bytes = _ingest_of(live).body_bytes
+        with _raw_post(live.url, key, declared, body[:-10]) as slow:
+            deadline = time.monotonic() + 10
+            while body_bytes.held != declared and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert body_bytes.held == declared
+            with _raw_post(live.url, key, declared, b"") as refused:
+                status, answer = _answer(refused)
+            assert status == 503
+            assert msgspec.json.decode(answer)["error"]["code"] == "unavailable"
+            slow.sendall(body[-10:])
+            status, answer = _answer(slow)
+            assert status == 202, answer
+            assert msgspec.json.decode(answer)["event_ids"] == ["slow"]
+        assert body_bytes.held == 0
+        with client_as(live, key) as client:
+            assert client.post("/events/", content=body).status_code == 202
+        assert body_bytes.held == 0
+    assert count_rows(engine, inbox) == 2
+    engine.dispose()

@@ -5,10 +5,12 @@ a live server; these tests pin what it cannot see.)"""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
+import the_eye
 from the_eye.api.app import SWAGGER_UI_ASSETS
 
 
@@ -133,3 +135,17 @@ def test_docs_load_only_local_assets_and_serve_them(anonymous):
         assert asset.status_code == 200, url
         assert asset.content == (SWAGGER_UI_ASSETS / url.rsplit("/", 1)[1]).read_bytes()
     assert "SwaggerUIBundle" in anonymous.get("/docs/assets/swagger-ui-bundle.js").text
+
+
+def test_the_documented_error_reasons_include_every_reason_the_processor_gives():
+    from typing import get_args
+
+    from the_eye.api.bodies import ErrorReason
+
+    source = "\n".join(
+        p.read_text() for p in (Path(the_eye.__file__).parent / "processor").glob("*.py")
+    )
+    given = set(re.findall(r'reject\(\s*"([a-z_]+)"', source))
+    given |= set(re.findall(r'reason(?:: str)?\s*=\s*"([a-z_]+)"', source))
+    assert {"invalid_event", "schema_violation", "check_budget_exceeded"} <= given
+    assert given <= set(get_args(ErrorReason))

@@ -137,3 +137,60 @@ def test_strict_flag_at_creation_and_bad_patches(admin):
     assert created["strict"] is True
     assert admin.patch(f"/applications/{created['id']}/", json={"strict": "yes"}).status_code == 400
     assert admin.patch("/applications/9999/", json={"strict": True}).status_code == 404
+
+
+def post_raw(client, schema_text: str):
+    body = '{"category": "page interaction", "name": "pageview", "schema": ' + schema_text + "}"
+    return client.post("/schemas/", content=body, headers={"Content-Type": "application/json"})
+
+
+def test_schemas_the_store_would_change_or_refuse_are_400(admin):
+    post_schema(admin, {"type": "object", "required": ["host"]})
+    for text, path in [
+        ('{"type": "object", "properties": {"n": {"maximum": 1e400}}}', "$.properties.n.maximum"),
+        ('{"type": "object", "properties": {"n": {"minimum": NaN}}}', "$.properties.n.minimum"),
+        ('{"type": "object", "properties": {"n": {"maximum": 2361183241434822606848}}}', None),
+        ('{"type": "object", "properties": {"n": {"minimum": -Infinity}}}', None),
+    ]:
+        answer = post_raw(admin, text)
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_schema"
+        assert error["details"]["path"] == (path or error["details"]["path"])
+        assert error["details"]["path"].startswith("$.properties.n.")
+    # The type keeps its rules: the first version is still the one in force.
+    (in_force,) = admin.get("/schemas/").json()["results"]
+    assert in_force["version"] == 1 and in_force["schema"]["required"] == ["host"]
+
+
+def test_a_schema_with_a_remote_ref_or_a_backtracking_only_pattern_is_400(admin):
+    answer = post_schema(admin, {"properties": {"a": {"$ref": "http://127.0.0.1:1/s.json"}}})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_schema"
+    assert "http://127.0.0.1:1/s.json" in answer.json()["error"]["message"]
+    answer = post_schema(admin, {"properties": {"a": {"pattern": "(x+)\\1"}}})
+    assert answer.status_code == 400
+    assert "RE2" in answer.json()["error"]["message"]
+    assert admin.get("/schemas/").json()["results"] == []
+
+
+def test_a_recursive_schema_on_a_deep_event_is_that_events_error(sender, processor, admin):
+    recursive = {
+        "$defs": {"node": {"type": "object", "additionalProperties": {"$ref": "#/$defs/node"}}},
+        "$ref": "#/$defs/node",
+    }
+    assert post_schema(admin, recursive).status_code == 201
+    processor.checker.refresh(force=True)
+    deep: dict = {}
+    for _ in range(300):
+        deep = {"a": deep}
+    sender.post(
+        "/events/",
+        json=[make_event(event_id="deep", data=deep), make_event(event_id="flat", data={"a": {}})],
+    )
+    processor.drain()
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["flat"]
+    (error,) = fetch_all(admin, "/errors/")
+    assert error["event_id"] == "deep"
+    assert error["reason"] == "check_budget_exceeded"
+    assert error["details"]["limit"] == 64

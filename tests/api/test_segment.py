@@ -156,7 +156,46 @@ def test_malformed_bodies_are_400_and_kept_as_errors(
     processor.drain()
     [error] = fetch_all(admin, "/errors/")
     assert error["reason"] == "invalid_json"
+    # The record says what the client was told, not that the body "could not be read".
+    assert error["message"] == response.json()["error"]["message"]
     assert admin.get(f"/errors/{error['id']}/").json()["payload"] == body.decode()
+
+
+def test_each_bad_message_of_a_batch_is_its_own_error_and_the_rest_is_stored(
+    anonymous, creds, processor, admin
+):
+    """A date overflow, a number no decoder takes, a NUL in messageId, an unknown type:
+    each fails alone, on every store."""
+    huge = b"1" * 5000
+    messages = [
+        msgspec.json.encode(message(messageId="good-1")),
+        msgspec.json.encode(
+            message(
+                messageId="far-apart",
+                timestamp="0001-01-01T00:00:00Z",
+                sentAt="9999-12-31T23:59:59Z",
+            )
+        ),
+        b'{"type": "track", "event": "E", "anonymousId": "a", "messageId": "huge",'
+        b' "properties": {"n": ' + huge + b"}}",
+        msgspec.json.encode(message(messageId="nul\x00id")),
+        msgspec.json.encode(message(messageId="unknown-type", type="purchase")),
+        msgspec.json.encode(message(messageId="good-2")),
+    ]
+    body = b'{"batch": [' + b", ".join(messages) + b"]}"
+    response = anonymous.post("/v1/batch", content=body, headers=basic(creds.write_key))
+    assert response.status_code == 200
+    processor.drain()
+    assert sorted(e["event_id"] for e in fetch_all(admin, "/events/")) == ["good-1", "good-2"]
+    errors = {e["event_id"]: e for e in fetch_all(admin, "/errors/")}
+    assert len(errors) == 4
+    assert errors["far-apart"]["reason"] == "invalid_timestamp"
+    assert "too far apart" in errors["far-apart"]["message"]
+    assert errors["huge"]["reason"] == "invalid_event"
+    assert errors["huge"]["message"].startswith("The message is not valid JSON")
+    assert errors["unknown-type"]["message"].startswith("`type` is not a Segment message type")
+    (nul,) = [e for key, e in errors.items() if key not in ("far-apart", "huge", "unknown-type")]
+    assert nul["reason"] == "invalid_data"  # the messageId stays in data, which refuses NUL
 
 
 def test_oversized_messages_and_batches_are_400(anonymous, creds, processor, admin):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,11 +22,17 @@ TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory) -> Iterator[tuple[ServeProcess, str]]:
+def serve_db(tmp_path_factory) -> Path:
+    """The SQLite file `serve` stores and queues in."""
+    return tmp_path_factory.mktemp("serve") / "the-eye.db"
+
+
+@pytest.fixture(scope="module")
+def serve(serve_db) -> Iterator[tuple[ServeProcess, str]]:
     """A real `the-eye serve` with one-second header and body timeouts."""
     from the_eye.config import Settings
 
-    db = tmp_path_factory.mktemp("serve") / "the-eye.db"
+    db = serve_db
     settings = Settings(database_url=f"sqlite:///{db}", _env_file=None)
     env = the_eye_env(settings, header_timeout=TIMEOUT, body_timeout=TIMEOUT)
     process = ServeProcess(env, "--processors", "0").start()
@@ -130,3 +138,44 @@ def test_an_unfinished_body_is_cut_and_nothing_queued(serve):
     with httpx.Client(base_url=process.url, headers=headers, timeout=10) as client:
         assert client.post("/events/", json=make_event()).status_code == 202
         assert client.get("/health/").status_code == 200
+
+
+def test_a_pipelined_request_never_answers_ahead_of_the_one_before_it(serve, serve_db):
+    """Request 1 is complete but slow to answer (the test holds the store's write lock past
+    the body timeout); request 2 follows on the same connection with half a body. The first
+    answer on the wire is request 1's 202: a 408 there would read as its answer, and a
+    client retrying it would store its events twice."""
+    process, key = serve
+    event = b'[{"session_id": "s", "category": "c", "action": "a", "data": {"k": 1}}]'
+    head = (
+        b"POST /events/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {key}\r\n".encode()
+    )
+    first = head + f"Content-Length: {len(event)}\r\n\r\n".encode() + event
+    second = head + b"Content-Length: 1000\r\n\r\n" + event[:10]
+    with connect(process) as sock:
+        # Key checked and cached first, so that only the queue's write waits for the lock.
+        sock.sendall(first)
+        assert answer_and_close_after(sock, 1).startswith(b"HTTP/1.1 202 ")
+        blocker = sqlite3.connect(serve_db, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            sock.sendall(first + second)
+            time.sleep(TIMEOUT * 2.5)  # request 2's body deadline passes meanwhile
+        finally:
+            blocker.rollback()
+            blocker.close()
+        received, _ = answer_and_close(sock)
+    assert received.startswith(b"HTTP/1.1 202 "), received[:200]
+    assert received.count(b"HTTP/1.1 ") == 2  # then request 2's 408, and the end
+    assert b"HTTP/1.1 408 " in received
+
+
+def answer_and_close_after(sock: socket.socket, answers: int) -> bytes:
+    """The next `answers` answers on a kept-alive connection (each with a content-length)."""
+    received = b""
+    while received.count(b"HTTP/1.1 ") < answers or not received.endswith(b"}"):
+        chunk = sock.recv(65536)
+        assert chunk, received
+        received += chunk
+    return received

@@ -181,3 +181,54 @@ def test_erasing_a_session_takes_its_events_out_of_the_stats(seeded, admin, engi
     after = answered(admin.get("/stats/").json())["events"][None]
     assert sum(before.values()) - sum(after.values()) == len(erased) > 0
     assert_rollups_match_rows(engine)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"timestamp__lte": "9999-12-31T23:59:59.999999"},
+        {"timestamp__gte": "9999-12-31T23:59:59.999999"},
+        {"timestamp__gte": "9999-12-31T23:59:30", "bucket": "hour"},
+        {"timestamp__gte": "0001-01-01T00:00:00", "timestamp__lte": "9999-12-31T23:59:59.999999"},
+        {"timestamp__gte": "9999-12-31T23:58:00", "timestamp__lte": "9999-12-31T23:59:59.999999"},
+    ],
+)
+def test_stats_at_the_ends_of_time_answer(sender, processor, reader, params):
+    sender.post("/events/", json=make_event())
+    processor.drain()
+    answer = reader.get("/stats/", params=params)
+    assert answer.status_code == 200, answer.text
+    reaches_2021 = params.get("timestamp__gte", "0001") < "2021"
+    total = sum(e["count"] for e in answer.json()["totals"]["events"])
+    assert total == (1 if reaches_2021 else 0)
+
+
+def test_the_bucket_cap_holds_when_a_bound_is_missing(sender, processor, reader, admin):
+    # Events 4.6 years apart: 40,000 hours between them.
+    first = datetime(2016, 1, 1)
+    last = first + timedelta(hours=40_000)
+    sender.post(
+        "/events/",
+        json=[
+            make_event(event_id="a", timestamp=first.isoformat()),
+            make_event(event_id="b", timestamp=last.isoformat()),
+        ],
+    )
+    processor.drain()
+    for params in (
+        {"bucket": "hour"},
+        {"bucket": "hour", "timestamp__gte": "2015-12-31T00:00:00"},
+        {"bucket": "hour", "timestamp__lte": "2021-01-01T00:00:00"},
+    ):
+        answer = reader.get("/stats/", params=params)
+        assert answer.status_code == 400, params
+        assert answer.json()["error"]["code"] == "invalid_filter"
+        assert "10000 hours" in answer.json()["error"]["message"]
+    days = reader.get("/stats/", params={"bucket": "day"}).json()["buckets"]
+    assert len(days) == 2
+    hours = reader.get("/stats/", params={"bucket": "hour", "timestamp__gte": "2020-01-01"})
+    assert hours.status_code == 200 and len(hours.json()["buckets"]) == 1
+    # An application with nothing counted has no range to cap.
+    admin.post("/applications/", json={"name": "quiet"})
+    quiet = reader.get("/stats/", params={"bucket": "hour", "application": "quiet"})
+    assert quiet.status_code == 200 and quiet.json()["buckets"] == []

@@ -30,7 +30,7 @@ def test_sigkill_of_one_worker_mid_backlog_stores_every_event_exactly_once(
 
     # Batches of 10 requests (1,000 events) keep each worker inside a batch most of the time;
     # a short claim time lets the survivors take over what the dead one held on Redis.
-    env = the_eye_env(pg_settings, batch_size=10, redis_claim_idle=2)
+    env = the_eye_env(pg_settings, batch_size=10, redis_claim_idle=2, inbox_claim_idle=2)
     workers = [WorkerProcess(env, tmp_path / f"worker-{i}.log").start() for i in range(3)]
     try:
         wait_until(lambda: count_rows(store, events) >= TOTAL // 5, timeout=180)

@@ -190,13 +190,19 @@ def test_a_request_the_store_refuses_is_isolated_as_an_error(sender, admin, sett
     assert queue_depth(settings, engine) == 0
 
 
-def test_integers_beyond_64_bits_are_stored_as_sent(sender, processor, admin):
+def test_integers_beyond_64_bits_are_invalid_data_on_every_store(sender, processor, admin):
     big = b'{"session_id": "p", "category": "c", "name": "n", "timestamp": "2021-01-01",'
-    big += b' "data": {"n": 123456789012345678901234567890}}'
-    assert sender.post("/events/", content=big).status_code == 202
+    big += b' "event_id": "big", "data": {"ok": [1, -9223372036854775808, 9223372036854775807],'
+    big += b' "n": {"deep": [0, 1180591620717411303424]}}}'
+    fits = make_event(event_id="fits", data={"n": 2**63 - 1, "m": -(2**63), "id": "1" * 40})
+    assert sender.post("/events/", content=b"[" + big + b"," + msgspec.json.encode(fits) + b"]")
     processor.drain()
-    (event,) = fetch_all(admin, "/events/")
-    assert event["data"] == {"n": 123456789012345678901234567890}
+    assert [e["event_id"] for e in fetch_all(admin, "/events/")] == ["fits"]
+    (error,) = fetch_all(admin, "/errors/")
+    detail = admin.get(f"/errors/{error['id']}/").json()
+    assert (detail["reason"], detail["event_id"]) == ("invalid_data", "big")
+    assert detail["details"] == {"field": "data", "path": "$.data.n.deep[1]"}
+    assert "1180591620717411303424" in detail["payload"]
 
 
 def test_a_body_with_a_nul_byte_becomes_an_error_and_does_not_block_the_queue(
@@ -241,3 +247,22 @@ def test_an_invalid_event_retried_with_its_event_id_is_one_error(sender, process
     processor.drain()
     assert [e["event_id"] for e in fetch_all(admin, "/errors/")] == ["bad-1"]
     assert "the_eye_events_errored_total 1" in admin.get("/metrics").text
+
+
+def test_an_oversized_event_keeps_a_bounded_prefix_and_its_size(sender, admin, settings, creds):
+    limits = {"max_body_bytes": 8 * 1024 * 1024, "max_event_bytes": 1000}
+    limits["max_error_payload_bytes"] = 4096
+    processor = Processor.from_settings(settings.model_copy(update=limits))
+    blob = "x" * 3_000_000
+    assert sender.post("/events/", json=make_event(event_id="huge", data={"b": blob})).is_success
+    try:
+        processor.drain()
+    finally:
+        processor.close()
+    (error,) = fetch_all(admin, "/errors/")
+    detail = admin.get(f"/errors/{error['id']}/").json()
+    assert detail["reason"] == "event_too_large"
+    assert len(detail["payload"]) == 4096
+    assert detail["payload"].startswith("{")
+    size = detail["details"]["size"]
+    assert size > 3_000_000 and detail["details"]["payload_bytes"] == size

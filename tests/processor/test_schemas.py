@@ -319,3 +319,16 @@ def test_a_schema_file_with_integers_beyond_64_bits_reads_as_it_was_stored(engin
 )
 def test_json_paths_quote_keys_that_are_not_identifiers(key, path):
     assert json_path("$.data", [key]) == path
+
+
+def test_a_schema_file_that_refers_outside_itself_or_holds_1e400_loads_nothing(engine, tmp_path):
+    root = tmp_path / "schemas"
+    path = root / "page interaction" / "pageview.json"
+    write_schema_file(root / "form interaction" / "submit.json", FORM)
+    write_schema_file(path, {"properties": {"a": {"$ref": "https://example.com/a.json"}}})
+    with pytest.raises(SchemaFileInvalid, match=r"pageview\.json.*https://example\.com/a\.json"):
+        load_schema_dir(engine, root)
+    path.write_text('{"type": "number", "maximum": 1e400}')
+    with pytest.raises(SchemaFileInvalid, match=r"pageview\.json: not JSON"):
+        load_schema_dir(engine, root)
+    assert count_rows(engine, schemas) == 0

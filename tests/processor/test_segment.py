@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from the_eye.processor.checks import EventRejected, Limits, ValidEvent, check_event
-from the_eye.processor.segment import segment_event, segment_events
+from the_eye.processor.segment import MappingFailed, segment_event, segment_events
 from the_eye.segment_wire import (
     MessageTooLarge,
     read_segment_body,
@@ -137,7 +137,11 @@ def test_a_bad_sent_at_leaves_the_timestamp_as_sent():
 
 
 def check(message, call: str | None = None) -> ValidEvent | EventRejected:
-    return check_event(segment_event(message, RECEIVED, call), "id-1", RECEIVED, Limits())
+    mapped = segment_event(message, RECEIVED, call)
+    if isinstance(mapped, MappingFailed):
+        payload = mapped.payload.decode()
+        return EventRejected(mapped.reason, mapped.message, payload, "id-1", mapped.details)
+    return check_event(mapped, "id-1", RECEIVED, Limits())
 
 
 def test_mapped_events_pass_the_same_checks():
@@ -151,8 +155,8 @@ def test_mapped_events_pass_the_same_checks():
     [
         ("not an object", "invalid_event", None),
         (track(anonymousId=None, userId=None), "invalid_event", "session_id"),
-        (track(type="purchase"), "invalid_event", "category"),
-        (track(type=None), "invalid_event", "category"),
+        (track(type="purchase"), "invalid_event", "type"),
+        (track(type=None), "invalid_event", "type"),
         (track(event=None), "invalid_event", "name"),
         (track(event="x" * 101), "invalid_event", "name"),
         (track(timestamp="yesterday"), "invalid_timestamp", "timestamp"),
@@ -236,3 +240,19 @@ def test_reading_a_body_bounds_each_message():
     big = b'{"batch": [{"a": 1}, {"blob": "' + b"x" * 100 + b'"}]}'
     with pytest.raises(MessageTooLarge, match="Message 1"):
         read_segment_body(big, "batch", 100)
+
+
+def test_an_unknown_message_type_says_so():
+    outcome = check(track(type="purchase"))
+    assert isinstance(outcome, EventRejected)
+    assert outcome.message.startswith("`type` is not a Segment message type: one of track,")
+    assert '"type":"purchase"' in outcome.payload
+
+
+def test_a_timestamp_and_sent_at_too_far_apart_fail_that_message_alone():
+    far = track(timestamp="0001-01-01T00:00:00Z", sentAt="9999-12-31T23:59:59Z")
+    outcome = check(far)
+    assert isinstance(outcome, EventRejected)
+    assert (outcome.reason, outcome.details) == ("invalid_timestamp", {"field": "timestamp"})
+    events = segment_events({"batch": [far, track()]}, "batch", RECEIVED)
+    assert isinstance(events[0], MappingFailed) and isinstance(events[1], dict)

@@ -242,7 +242,7 @@ def test_a_message_delivered_again_after_the_store_commit_changes_nothing(settin
         count = conn.execute(sa.select(sessions.c.event_count)).scalar_one()
         values = dict(conn.execute(sa.select(counters.c.name, counters.c.value)).all())
     assert count == 2
-    assert values["stored"] == 2 and values["errored"] == 2
+    assert values["stored"] == 2 and values["errored"] == 1 and values["rejected"] == 1
 
 
 def test_an_unreachable_redis_makes_every_call_unavailable(settings, engine, app_id):
@@ -300,3 +300,24 @@ def test_concurrent_requests_share_round_trips_and_each_is_kept_or_refused_whole
         assert ids == sorted(f"r{r}-{i}" for r in range(3) for i in range(2))
     finally:
         queue.close()
+
+
+def test_delivery_counts_are_those_of_the_entries_taken_not_of_others_between(
+    queue, app_id, settings
+):
+    """Entries taken together may have others of this consumer pending between them: each
+    taken entry gets its own count, none defaults to a first delivery."""
+    publish(queue, *(message(app_id, event_ids=[f"e-{i}"]) for i in range(3)))
+    client = redis.Redis.from_url(settings.queue_url)
+    try:
+        client.xgroup_create(settings.redis_stream, settings.redis_group, id="0")
+        reply = client.xreadgroup(
+            settings.redis_group, queue.consumer, {settings.redis_stream: ">"}
+        )
+        first, _between, last = [eid.decode() for eid, _ in reply[0][1]]
+        client.xclaim(
+            settings.redis_stream, settings.redis_group, queue.consumer, 0, [last], retrycount=5
+        )
+    finally:
+        client.close()
+    assert queue._delivery_counts([first, last]) == {first: 1, last: 5}

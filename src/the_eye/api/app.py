@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from the_eye import __version__
 from the_eye.api import problems
 from the_eye.api.auth import api_tokens, write_keys
-from the_eye.api.limits import RateLimiter
+from the_eye.api.limits import AddressLimiter
 from the_eye.api.openapi import complete_document
 from the_eye.api.routes import (
     applications,
@@ -28,6 +28,7 @@ from the_eye.api.routes import (
     schemas,
     sessions,
     stats,
+    tokens,
 )
 from the_eye.api.routes.ingest import INGEST_PATHS, Ingest
 from the_eye.api.state import AppState, app_state
@@ -96,7 +97,7 @@ def open_state(settings: Settings) -> AppState:
     queue = open_queue(settings, engine)
     keys = write_keys(engine, settings.key_cache_seconds)
     per_minute = settings.auth_failures_per_address
-    auth_failures = RateLimiter(per_minute / 60, per_minute)
+    auth_failures = AddressLimiter(per_minute / 60, per_minute)
     return AppState(
         settings=settings,
         engine=engine,
@@ -159,7 +160,17 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (ingest, events, sessions, errors, schemas, stats, applications, operations):
+    for module in (
+        ingest,
+        events,
+        sessions,
+        errors,
+        schemas,
+        stats,
+        applications,
+        tokens,
+        operations,
+    ):
         app.include_router(module.router)
 
     serve_docs(app)

@@ -125,7 +125,8 @@ def _scope(request: Request, credentials: HTTPAuthorizationCredentials | None) -
         )
     state = state_of(request)
     admin_token = state.settings.admin_token
-    if admin_token and hmac.compare_digest(secret, admin_token):
+    # Bytes: `compare_digest` refuses str with non-ASCII characters, which a header can hold.
+    if admin_token and hmac.compare_digest(secret.encode(), admin_token.encode()):
         return "admin"
     client = request.client and request.client.host
     tokens = state.api_tokens

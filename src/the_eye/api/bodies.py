@@ -21,6 +21,7 @@ ErrorReason = Literal[
     "invalid_timestamp",
     "future_timestamp",
     "schema_violation",
+    "check_budget_exceeded",
     "unknown_event_type",
     "processing_failed",
 ]
@@ -161,7 +162,22 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class Token(BaseModel):
+    id: int
+    name: str
+    scope: Literal["read", "admin"]
+    active: bool = Field(description="False once revoked.")
+    created_at: Time
+    token: str | None = Field(None, description="Only in the answer that makes it.")
+
+
+class TokenList(BaseModel):
+    results: list[Token]
+    next: None = Field(description="Always null: one page holds them all.")
+
+
 class Ready(BaseModel):
     status: Literal["ready"]
     store: Literal["ok"]
     queue: Literal["ok"]
+    processors: int = Field(description="Processors alive (heartbeat within three intervals).")

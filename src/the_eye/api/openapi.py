@@ -63,8 +63,8 @@ class ErrorBody(BaseModel):
         "`invalid_cursor`, `invalid_json`, `invalid_schema`, `unauthorized`, `forbidden`, "
         "`not_found`, `method_not_allowed`, `conflict`, `not_replayable`, "
         "`payload_too_large`, `too_many_events`, `unsupported_media_type`, "
-        "`unsupported_encoding`, `rate_limited`, `unavailable`, an event's error reason "
-        "(edits), or `internal_error`."
+        "`unsupported_encoding`, `rate_limited`, `unavailable`, `processor_down`, an "
+        "event's error reason (edits), or `internal_error`."
     )
     message: str = Field(description="What went wrong, for people.")
     details: Any = Field(None, description="More about it, when there is more: the field at fault.")

@@ -7,7 +7,10 @@ the header bytes httptools buffers) for as long as it likes. This protocol gives
 connection one timer: from its first byte (or its opening) to the end of the headers,
 `THE_EYE_HEADER_TIMEOUT`; from there to the end of the body, `THE_EYE_BODY_TIMEOUT`. A
 request still unfinished at its deadline is answered `408` (when no answer has begun) and
-its connection closed. Headers and request line larger than `THE_EYE_MAX_HEADER_BYTES`
+its connection closed. Answers keep the order of pipelined requests: a request queued
+behind an earlier one (uvicorn stops reading meanwhile) gets its body time once it runs,
+and a request whose headers come too late while an earlier one is still being answered
+gets its `408` after that answer. Headers and request line larger than `THE_EYE_MAX_HEADER_BYTES`
 are answered `431` and the connection closed, after at most one read past the bound.
 
 The limits are read from the process's settings (`get_settings()`), as uvicorn builds the
@@ -72,6 +75,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True  # receiving a request line and headers, or waiting for one
         self._header_bytes = 0  # bytes received while `_in_headers`
         self._header_size = 0  # of the request line and headers parsed so far
+        self._expired = False  # a late request waits for earlier answers before its 408
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -98,10 +102,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self.transport.is_closing():
             return
+        if self._in_headers and not (self.cycle is None or self.cycle.response_complete):
+            # An earlier request is still being answered: its answer goes first, then the
+            # 408 (`on_response_complete`). Nothing more is read meanwhile.
+            self._expired = True
+            self.flow.pause_reading()
+            return
+        self._expire()
+
+    def _expire(self) -> None:
+        """Answer 408 (unless an answer has begun) and close: the request came too slowly."""
         if self._in_headers:
             phase, seconds = "headers", self.header_timeout
-            # Unless an earlier request of the connection is still being answered.
-            answer = self.cycle is None or self.cycle.response_complete
+            answer = True
         else:
             phase, seconds = "body", self.body_timeout
             answer = not self.cycle.response_started
@@ -112,6 +125,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.write(_error_response(408, "request_timeout", message))
         log.info("closed a connection whose request %s came too slowly", phase)
         self.transport.close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # starts the next pipelined request, if one waits
+        if self.transport.is_closing():
+            return
+        if not self.cycle.response_complete:  # a pipelined request has started
+            if self._expired:
+                self.flow.pause_reading()  # still nothing more before the 408
+            elif not self._in_headers and self._deadline_timer is None:
+                self._arm(self.body_timeout)  # its body is unfinished: its time runs now
+            return
+        if self._expired:  # every earlier answer is out: the late request's 408 follows
+            self._expired = False
+            self._expire()
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
@@ -176,6 +203,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._arm(self.body_timeout)
         super().on_headers_complete()
+        if self.pipeline and self.pipeline[0][0] is self.cycle:
+            # Queued behind an earlier request, with reading paused until that one is
+            # answered: the body cannot arrive meanwhile, so its time starts once it runs.
+            self._disarm()
 
     def on_message_complete(self) -> None:
         self._disarm()

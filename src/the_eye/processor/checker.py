@@ -29,7 +29,10 @@ class EventChecker:
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> EventChecker:
         """The checker of a process: the settings' limits, and a registry over `engine`."""
-        return cls(Limits.of(settings), SchemaRegistry(engine, settings.schema_refresh_seconds))
+        registry = SchemaRegistry(
+            engine, settings.schema_refresh_seconds, settings.schema_check_budget_ms / 1000
+        )
+        return cls(Limits.of(settings), registry)
 
     def refresh(self, force: bool = False) -> None:
         """Load new schema versions and strict flags (a no-op until the refresh interval has

@@ -2,14 +2,19 @@
 error out.
 
 The order is fixed and the first check that fails decides: the event's shape
-(`invalid_event`), its size (`event_too_large`), its `data` (`invalid_data`), its timestamp
-(`invalid_timestamp`, `future_timestamp`), then the rules registered for its type
-(`schema_violation`, `unknown_event_type`). New events, replayed errors and edited events all
-go through `check_event`, so the rules cannot drift apart.
+(`invalid_event`), its size (`event_too_large`), its `data` (`invalid_data`: not an object,
+empty, a NUL character, an integer outside 64 bits), its timestamp (`invalid_timestamp`,
+`future_timestamp`), then the rules registered for its type (`schema_violation`,
+`unknown_event_type`). New events, replayed errors and edited events all go through
+`check_event`, so the rules cannot drift apart, nor differ between stores.
+
+An error keeps the raw event as its payload, cut to `max_error_payload_bytes` (its size in
+`details`), so that one oversized event cannot make an oversized record.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +30,12 @@ if TYPE_CHECKING:
 
 MAX_NAME_LENGTH = 100
 
+# What every store keeps as an integer: SQLite's JSON holds 64-bit integers only.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+# An integer outside 64 bits has at least 19 digits: events without such a run are not
+# walked at all.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
 _encode = msgspec.json.encode
 
 
@@ -34,11 +45,16 @@ class Limits:
 
     max_event_bytes: int = 64 * 1024
     max_clock_skew: timedelta = timedelta(seconds=60)
+    max_error_payload_bytes: int = 64 * 1024
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
         """The limits a `Settings` object sets."""
-        return cls(settings.max_event_bytes, timedelta(seconds=settings.max_clock_skew))
+        return cls(
+            settings.max_event_bytes,
+            timedelta(seconds=settings.max_clock_skew),
+            settings.max_error_payload_bytes,
+        )
 
 
 @dataclass(slots=True)
@@ -111,7 +127,10 @@ def check_event(
     encoded = _encode(raw)
 
     def reject(reason: str, message: str, **details: Any) -> EventRejected:
-        return EventRejected(reason, message, encoded.decode(), event_id, details or None)
+        payload, size = kept_payload(encoded, limits.max_error_payload_bytes)
+        if size is not None:
+            details["payload_bytes"] = size
+        return EventRejected(reason, message, payload, event_id, details or None)
 
     if not isinstance(raw, dict):
         return reject("invalid_event", "An event must be a JSON object.")
@@ -153,6 +172,15 @@ def check_event(
     # PostgreSQL cannot store NUL in text or jsonb; refuse it on every backend alike.
     if b"\\u0000" in encoded and b"\\u0000" in _encode(data):
         return reject("invalid_data", "`data` must not contain the NUL character.", field="data")
+    if _LONG_DIGITS.search(encoded):
+        path = _wide_integer(data, "$.data")
+        if path is not None:
+            return reject(
+                "invalid_data",
+                f"`{path}` is an integer outside 64 bits, which The Eye does not store.",
+                field="data",
+                path=path,
+            )
 
     timestamp = parse_timestamp(raw["timestamp"])
     if timestamp is None:
@@ -184,6 +212,28 @@ def check_event(
         received_at,
         application_id,
     )
+
+
+def kept_payload(encoded: bytes, limit: int) -> tuple[str, int | None]:
+    """What an error record keeps of a payload: all of it, or its first `limit` bytes and
+    its whole size."""
+    if len(encoded) <= limit:
+        return encoded.decode("utf-8", errors="replace"), None
+    return encoded[:limit].decode("utf-8", errors="ignore"), len(encoded)
+
+
+def _wide_integer(value: Any, path: str) -> str | None:
+    """The JSON path of the first integer outside 64 bits in `value`, if any."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            stack += [(v, f"{where}.{k}") for k, v in reversed(item.items())]
+        elif isinstance(item, list):
+            stack += [(v, f"{where}[{i}]") for i, v in reversed(list(enumerate(item)))]
+        elif isinstance(item, int) and not INT_MIN <= item <= INT_MAX:
+            return where
+    return None
 
 
 def _string_problem(value: Any, limit: int) -> str | None:

@@ -3,14 +3,19 @@
 Versions live in the store; each process keeps the version in force of every type compiled
 once, in a `SchemaRegistry`, and notices new versions (and applications' strict flags) with
 one cheap query every few seconds. The registry's `check` is the `SchemaCheck` that
-`check_event` runs last. `digest_of` names a schema's content whatever its key order, so that
-loading an unchanged schema file makes no new version.
+`check_event` runs last; it does bounded work (see `the_eye.processor.validator`) and turns a
+check that cannot finish within its budget into that event's own `check_budget_exceeded`.
+A schema is refused (`SchemaInvalid`) when it refers outside itself, holds a pattern RE2
+cannot run, or a number that JSON cannot carry exactly (not finite, or an integer beyond
+64 bits). `digest_of` names a schema's content whatever its key order, so that loading an
+unchanged schema file makes no new version.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -18,12 +23,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import re2  # type: ignore[import-untyped]
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from jsonschema.protocols import Validator
 from referencing.exceptions import Unresolvable
 from sqlalchemy.engine import Engine
 
 from the_eye.processor.checks import MAX_NAME_LENGTH, Violation
+from the_eye.processor.validator import (
+    FORMAT_CHECKER,
+    MAX_CHECKED_DEPTH,
+    CheckBudgetExceeded,
+    deadline,
+    first_unresolvable,
+    new_validator,
+    regex_problem,
+    too_deep,
+)
 from the_eye.store import schemas as store
 from the_eye.store.tables import AnyRow
 
@@ -60,7 +77,7 @@ def _pointer(parts: Sequence[Any]) -> str:
     return "#/" + "/".join(escaped) if parts else "#"
 
 
-def compile_schema(schema: Any) -> Draft202012Validator:
+def compile_schema(schema: Any) -> Validator:
     """A validator for `schema`, or SchemaInvalid with the reason and where it lies."""
     if not isinstance(schema, dict | bool):
         raise SchemaInvalid("A JSON Schema must be an object (or true or false).")
@@ -72,16 +89,58 @@ def compile_schema(schema: Any) -> Draft202012Validator:
                 {"path": "$.$schema", "rule": "$schema"},
             )
     try:
-        Draft202012Validator.check_schema(schema)
+        Draft202012Validator.check_schema(schema, format_checker=FORMAT_CHECKER)
     except SchemaError as exc:
+        raise _schema_error(exc) from None
+    ref = first_unresolvable(schema)
+    if ref is not None:
         raise SchemaInvalid(
-            f"Not a valid JSON Schema (draft 2020-12): {exc.message}.",
-            {"path": json_path("$", exc.absolute_path), "rule": exc.validator},
-        ) from None
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+            f"The schema refers to {ref!r}, which is not inside it; The Eye resolves only "
+            "references within the schema (such as `#/$defs/...`) and never fetches one.",
+            {"rule": "$ref", "ref": ref},
+        )
+    return new_validator(schema)
 
 
-def check_schema(category: Any, name: Any, schema: Any) -> Draft202012Validator:
+def _schema_error(exc: SchemaError) -> SchemaInvalid:
+    path = json_path("$", exc.absolute_path)
+    if exc.validator == "format" and exc.validator_value == "regex":
+        pattern = str(exc.instance)
+        return SchemaInvalid(
+            f"`{path}`: RE2, the linear-time engine The Eye checks patterns with, cannot "
+            f"compile {pattern!r} ({regex_problem(pattern)}); backreferences and lookaround "
+            "are not supported.",
+            {"path": path, "rule": "pattern", "pattern": pattern},
+        )
+    return SchemaInvalid(
+        f"Not a valid JSON Schema (draft 2020-12): {exc.message}.",
+        {"path": path, "rule": exc.validator},
+    )
+
+
+# The widest integers a schema may hold (64 bits, signed or not): what every store keeps
+# exactly, and the range schema files' integers were always read in (wider ones as floats).
+SCHEMA_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _number_problem(value: Any) -> tuple[list[Any], str] | None:
+    """Where `value` holds a number JSON cannot carry exactly, and why, or None."""
+    stack: list[tuple[list[Any], Any]] = [([], value)]
+    while stack:
+        parts, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return parts, "a number that is not finite (such as `1e400`, `NaN` or `Infinity`)"
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not SCHEMA_INT_RANGE[0] <= item <= SCHEMA_INT_RANGE[1]:
+                return parts, "an integer beyond 64 bits"
+        elif isinstance(item, dict):
+            stack.extend(([*parts, key], child) for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend(([*parts, index], child) for index, child in enumerate(item))
+    return None
+
+
+def check_schema(category: Any, name: Any, schema: Any) -> Validator:
     """A validator for `schema` as the schema of the event type (category, name), or
     SchemaInvalid when the type's names or the schema cannot be used."""
     for label, value in (("category", category), ("name", name)):
@@ -90,6 +149,13 @@ def check_schema(category: Any, name: Any, schema: Any) -> Draft202012Validator:
                 f"`{label}` must be a string of 1 to {MAX_NAME_LENGTH} characters.",
                 {"field": label},
             )
+    problem = _number_problem(schema)
+    if problem is not None:
+        parts, what = problem
+        path = json_path("$", parts)
+        raise SchemaInvalid(
+            f"`{path}` holds {what}, which would not be stored as written.", {"path": path}
+        )
     return compile_schema(schema)
 
 
@@ -115,13 +181,24 @@ def _signed_exponents(value: Any) -> Any:
     return value
 
 
+def _as_stored(schema: Any) -> Validator | None:
+    """A validator for a version stored before references outside the schema and patterns
+    RE2 cannot run were refused, or None when it is not even valid under the rules it was
+    stored under. It still never fetches: what it cannot check fails the event."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError:
+        return None
+    return new_validator(schema)
+
+
 @dataclass(slots=True, frozen=True)
 class CompiledSchema:
     """One version of a type's schema, compiled once."""
 
     id: int
     version: int
-    validator: Draft202012Validator
+    validator: Validator
 
 
 def _violation(error: ValidationError, schema: CompiledSchema) -> Violation:
@@ -158,6 +235,7 @@ class SchemaRegistry:
 
     engine: Engine
     refresh_seconds: float = 2.0
+    budget_seconds: float = 0.1
     _schemas: dict[tuple[str, str], CompiledSchema] = field(default_factory=dict, init=False)
     _strict: frozenset[int] = field(default=frozenset(), init=False)
     _fingerprint: tuple[int, int] | None = field(default=None, init=False)
@@ -189,11 +267,20 @@ class SchemaRegistry:
                 continue
             try:
                 validator = compile_schema(row.schema)
-            except SchemaInvalid as exc:  # stored before a rule got stricter; keep the old one
-                log.error("schema %s/%s v%s unusable: %s", *key, row.version, exc.message)
-                if known is not None:
-                    compiled[key] = known
-                continue
+            except SchemaInvalid as exc:  # stored before a rule got stricter
+                older = _as_stored(row.schema)
+                if older is None:  # unusable: keep the version this process had
+                    log.error("schema %s/%s v%s unusable: %s", *key, row.version, exc.message)
+                    if known is not None:
+                        compiled[key] = known
+                    continue
+                log.error(
+                    "schema %s/%s v%s applied, but events it cannot check become errors: %s",
+                    *key,
+                    row.version,
+                    exc.message,
+                )
+                validator = older
             compiled[key] = CompiledSchema(row.id, row.version, validator)
         return compiled
 
@@ -216,8 +303,38 @@ class SchemaRegistry:
                     reason="unknown_event_type",
                 )
             return None
+        if too_deep(data):
+            return _unchecked(
+                schema,
+                f"`data` nests more than {MAX_CHECKED_DEPTH} levels deep, deeper than The Eye "
+                "checks against a schema.",
+                limit=MAX_CHECKED_DEPTH,
+            )
         try:
-            error = best_match(schema.validator.iter_errors(data))
+            with deadline(self.budget_seconds):
+                error = best_match(schema.validator.iter_errors(data))
+        except CheckBudgetExceeded:
+            return _unchecked(
+                schema,
+                f"Checking `data` took longer than its budget of "
+                f"{self.budget_seconds * 1000:g} ms (THE_EYE_SCHEMA_CHECK_BUDGET_MS).",
+                budget_ms=self.budget_seconds * 1000,
+            )
+        except RecursionError:
+            return _unchecked(
+                schema, "Checking `data` recursed deeper than The Eye can follow.", limit=None
+            )
+        except re2.error:
+            return Violation(
+                f"The schema (version {schema.version}) holds a pattern that RE2 cannot run; "
+                "register a new version without it.",
+                {
+                    "field": "data",
+                    "path": "$.data",
+                    "rule": "pattern",
+                    "schema_version": schema.version,
+                },
+            )
         except Unresolvable as exc:
             return Violation(
                 f"The schema (version {schema.version}) refers to {exc.ref!r}, "
@@ -232,3 +349,12 @@ class SchemaRegistry:
         if error is None:
             return None
         return _violation(error, schema)
+
+
+def _unchecked(schema: CompiledSchema, why: str, **details: Any) -> Violation:
+    """The Violation of an event whose `data` could not be checked within the bounds."""
+    return Violation(
+        f"{why} The event was not stored (schema version {schema.version}).",
+        {"field": "data", "path": "$.data", "schema_version": schema.version, **details},
+        reason="check_budget_exceeded",
+    )

@@ -14,15 +14,82 @@ error records and idempotency. The mapping (README "Segment-compatible ingestion
   else `received_at`.
 
 The event id is the `messageId`, chosen at ingest (`the_eye.segment_wire`).
+
+A message that cannot be mapped (no JSON of its own, an unknown type, a `timestamp` and
+`sentAt` too far apart to place it in time) maps onto a `MappingFailed`, its own error
+record: the other messages of its batch are stored all the same.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from the_eye.segment_wire import BATCH, MESSAGE_TYPES, segment_messages
 from the_eye.timestamps import format_timestamp, parse_timestamp
+from the_eye.wire import BodyRejected, decode_body
+
+
+@dataclass(slots=True)
+class MappingFailed:
+    """A Segment message that maps onto no event: the error record it becomes."""
+
+    reason: str
+    message: str
+    payload: bytes
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Unreadable:
+    """A message of a batch whose own JSON cannot be decoded (a number beyond any range)."""
+
+    raw: bytes
+    problem: str
+
+
+class _Batch(msgspec.Struct):
+    batch: list[msgspec.Raw]
+    context: msgspec.Raw = msgspec.Raw(b"null")
+    sentAt: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_batch_decoder = msgspec.json.Decoder(_Batch)
+_decoder = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder().encode
+
+
+def segment_raw_events(body: bytes, call: str, received_at: datetime) -> list[Any]:
+    """The raw events of a Segment body sent to `/v1/<call>`, in the order sent.
+
+    A batch that does not decode whole is decoded message by message, so that a message the
+    decoder refuses (a 5,000-digit number) fails alone.
+    """
+    try:
+        document = decode_body(body)
+    except BodyRejected:
+        if call != BATCH:
+            raise
+        document = _decode_by_message(body)
+    return segment_events(document, call, received_at)
+
+
+def _decode_by_message(body: bytes) -> dict[str, Any]:
+    try:
+        batch = _batch_decoder.decode(body)
+        context, sent_at = _decoder.decode(batch.context), _decoder.decode(batch.sentAt)
+    except (msgspec.DecodeError, RecursionError):
+        raise BodyRejected("The body is not valid JSON.") from None
+    messages: list[Any] = []
+    for raw in batch.batch:
+        try:
+            messages.append(_decoder.decode(raw))
+        except (msgspec.DecodeError, RecursionError) as exc:
+            messages.append(_Unreadable(bytes(raw), str(exc)))
+    return {"batch": messages, "context": context, "sentAt": sent_at}
 
 
 def segment_events(document: Any, call: str, received_at: datetime) -> list[Any]:
@@ -32,6 +99,10 @@ def segment_events(document: Any, call: str, received_at: datetime) -> list[Any]
     return [segment_event(m, received_at, message_type, context, sent_at) for m in messages]
 
 
+class _Unplaceable(ValueError):
+    """`timestamp` and `sentAt` put the event outside the dates a calendar holds."""
+
+
 def segment_event(
     message: Any,
     received_at: datetime,
@@ -39,12 +110,15 @@ def segment_event(
     batch_context: dict[str, Any] | None = None,
     batch_sent_at: Any = None,
 ) -> Any:
-    """One Segment message as a raw event for `check_event`.
+    """One Segment message as a raw event for `check_event`, or the `MappingFailed` it is.
 
     `message_type` is the type the path implies (`/v1/track`), which wins over the body's;
     None for a batch, whose messages carry their own. What is not an object passes through
     unchanged, for the checks to reject.
     """
+    if isinstance(message, _Unreadable):
+        text = f"The message is not valid JSON: {message.problem}."
+        return MappingFailed("invalid_event", text, message.raw)
     if not isinstance(message, dict):
         return message
     data = {key: value for key, value in message.items() if key != "writeKey"}
@@ -53,7 +127,9 @@ def segment_event(
     else:
         data.setdefault("type", message_type)
     if message_type not in MESSAGE_TYPES:
-        message_type = None  # no name nor category: the checks say which is missing
+        problem = "is required" if message_type is None else "is not a Segment message type"
+        text = f"`type` {problem}: one of {', '.join(MESSAGE_TYPES)}."
+        return MappingFailed("invalid_event", text, _encode(data), {"field": "type"})
 
     context = message.get("context")
     if batch_context and (context is None or isinstance(context, dict)):
@@ -63,6 +139,11 @@ def segment_event(
         data["sentAt"] = batch_sent_at
 
     properties = _object(message.get("properties"))
+    try:
+        timestamp = _timestamp(message, received_at, data.get("sentAt"))
+    except _Unplaceable:
+        text = "`timestamp` and `sentAt` are too far apart to place the event in time."
+        return MappingFailed("invalid_timestamp", text, _encode(data), {"field": "timestamp"})
     return {
         "session_id": _first_id(
             _object(context).get("sessionId"),
@@ -73,7 +154,7 @@ def segment_event(
         "category": _text(properties.get("category")) or message_type,
         "name": _name(message, message_type),
         "data": data,
-        "timestamp": _timestamp(message, received_at, data.get("sentAt")),
+        "timestamp": timestamp,
     }
 
 
@@ -97,7 +178,10 @@ def _timestamp(message: dict[str, Any], received_at: datetime, sent_at: Any) -> 
     sent = parse_timestamp(sent_at)
     if sent is not None:
         # The client's clock may be wrong, but its interval from event to send is right.
-        happened_at = received_at - (sent - happened_at)
+        try:
+            happened_at = received_at - (sent - happened_at)
+        except OverflowError:
+            raise _Unplaceable from None
     return format_timestamp(happened_at)
 
 

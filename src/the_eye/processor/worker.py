@@ -1,23 +1,33 @@
-"""The processor loop: take a batch from the queue, check it, store it, acknowledge it."""
+"""The processor loop: take a batch from the queue, check it, store it, acknowledge it.
+
+Between batches, and every `heartbeat_seconds` even when idle, the processor records that it
+is alive (`the_eye.store.liveness`); a processor that dies or hangs stops beating.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import random
+import secrets
 import signal
+import socket
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from the_eye.config import Settings
-from the_eye.processor.batch import BatchRows, body_error, process_messages
+from the_eye.processor.batch import BatchRows, MessageBounds, body_error, process_messages
 from the_eye.processor.checker import EventChecker
 from the_eye.queue import Delivery, Message, Queue, QueueUnavailable, open_queue
+from the_eye.store import liveness
 from the_eye.store.engine import create_engine
 from the_eye.store.writes import WriteResult, bump_counters, store_errors, store_events
+from the_eye.timestamps import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,13 @@ class Processor:
     checker: EventChecker
     batch_size: int = 2000
     batch_events: int = 10000
+    bounds: MessageBounds = field(default_factory=MessageBounds)
+    heartbeat_seconds: float = 5.0
+    name: str = field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+    )
+    started_at: datetime = field(default_factory=utcnow)
+    _next_beat: float = 0.0
     # Sizes of recent messages; the first batch takes one message, as nothing is known yet.
     _events_per_message: float = float("inf")
     _bytes_per_message: float = float("inf")
@@ -52,7 +69,27 @@ class Processor:
             checker=EventChecker.from_settings(settings, engine),
             batch_size=settings.batch_size,
             batch_events=settings.batch_events,
+            bounds=MessageBounds(settings.max_events_per_request, settings.max_deliveries),
+            heartbeat_seconds=settings.heartbeat_seconds,
         )
+
+    def beat(self, force: bool = False) -> None:
+        """Record that this processor is alive, at most every `heartbeat_seconds`."""
+        now = time.monotonic()
+        if not force and now < self._next_beat:
+            return
+        with self.engine.begin() as conn:
+            if not self._next_beat:  # the first beat: drop processors long gone
+                liveness.forget(conn, now=utcnow())
+            liveness.beat(conn, self.name, self.started_at, utcnow())
+        self._next_beat = now + self.heartbeat_seconds
+
+    def _forget(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                liveness.forget(conn, self.name, utcnow())
+        except Exception as exc:
+            log.warning("could not remove this processor's heartbeat (%s)", type(exc).__name__)
 
     def run_once(self, limit: int | None = None) -> int:
         """Process one batch; return how many messages it took (0 when idle)."""
@@ -78,7 +115,7 @@ class Processor:
 
     def _prepare(self, messages: list[Message]) -> BatchRows | None:
         try:
-            return process_messages(messages, self.checker)
+            return process_messages(messages, self.checker, self.bounds)
         except Exception:
             log.exception("checking a batch failed; isolating its messages")
             return None
@@ -112,17 +149,24 @@ class Processor:
     def _keep_as_failed(self, conn: Connection, message: Message, exc: Exception) -> None:
         """Keep a request that cannot be processed as one error record with its body; if
         even that cannot be written, a record without the body, so the queue moves on."""
-        failed = body_error(message, _failure(exc), "processing_failed")
+        events = len(message.event_ids)
+        failed = body_error(
+            message,
+            _failure(exc),
+            "processing_failed",
+            self.checker.limits.max_error_payload_bytes,
+            {"events": events},
+        )
         try:
             with conn.begin_nested():
-                write(conn, BatchRows(errors=[failed]))
+                write(conn, BatchRows(bodies=[(failed, events)]))
         except TRANSIENT:
             raise
         except Exception:
             log.exception("message %s kept without its body", message.queue_id)
             failed["payload"] = ""
             with conn.begin_nested():
-                write(conn, BatchRows(errors=[failed]))
+                write(conn, BatchRows(bodies=[(failed, events)]))
 
     def drain(self) -> int:
         """Process until the queue is empty; return the messages processed."""
@@ -144,6 +188,7 @@ class Processor:
                 log.warning("parent process gone; processor stopping")
                 return
             try:
+                self.beat()
                 # An empty batch while messages wait means other processors hold them all
                 # (locked rows, pending entries): wait as when idle rather than spin.
                 if not (self.queue.has_messages() and self.run_once()):
@@ -167,14 +212,29 @@ class Processor:
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     def close(self) -> None:
+        self._forget()
         self.queue.close()
         self.engine.dispose()
 
 
 def write(conn: Connection, rows: BatchRows) -> WriteResult:
+    """Store a batch's rows and count each accepted event once: stored, errored, or a
+    duplicate (an event or an invalid event whose key is already kept, or a message
+    delivered again)."""
     stored = store_events(conn, rows.events)
     errored = store_errors(conn, rows.errors)
-    result = WriteResult(stored=stored, duplicates=len(rows.events) - stored, errored=errored)
+    result = WriteResult(
+        stored=stored,
+        duplicates=len(rows.events) - stored + len(rows.errors) - errored,
+        errored=errored,
+    )
+    for row, events in rows.bodies:  # rare: one statement each, to know which were new
+        if not store_errors(conn, [row]):
+            result.duplicates += events
+        elif events:
+            result.errored += events
+        else:
+            result.rejected += 1
     bump_counters(conn, result)
     return result
 
@@ -191,10 +251,17 @@ def _failure(exc: Exception) -> str:
 
 
 def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
-    """Entry point of a processor process: runs until SIGTERM or SIGINT, finishing its batch."""
+    """Entry point of a processor process: runs until SIGTERM or SIGINT, finishing its batch.
+
+    A processor with a parent (`the-eye serve`) ignores SIGINT: a Ctrl-C reaches the whole
+    process group, and the parent stops its processors with SIGTERM once it stops restarting
+    them."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if parent_pid is None:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    else:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     processor = Processor.from_settings(settings)
     log.info("processor started (pid %s, %s)", os.getpid(), type(processor.queue).__name__)
     try:

@@ -6,16 +6,29 @@ from sqlalchemy.engine import Engine
 
 from the_eye.config import Settings
 from the_eye.extras import require
-from the_eye.queue.base import EVENTS, INVALID_BODY, Delivery, Message, Queue, QueueUnavailable
+from the_eye.queue.base import (
+    EVENTS,
+    INVALID_BODY,
+    REJECTED,
+    Delivery,
+    Message,
+    Queue,
+    QueueUnavailable,
+    read_rejected,
+    rejected_message,
+)
 
 __all__ = [
     "EVENTS",
     "INVALID_BODY",
+    "REJECTED",
     "Delivery",
     "Message",
     "Queue",
     "QueueUnavailable",
     "open_queue",
+    "read_rejected",
+    "rejected_message",
 ]
 
 
@@ -24,7 +37,7 @@ def open_queue(settings: Settings, engine: Engine) -> Queue:
     if settings.queue_url == "db":
         from the_eye.queue.db import DatabaseQueue
 
-        return DatabaseQueue(engine)
+        return DatabaseQueue(engine, settings.inbox_claim_idle)
     if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
         require("redis", "redis", "A Redis queue needs the redis client")
         from the_eye.queue.redis import RedisQueue

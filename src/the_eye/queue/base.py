@@ -9,10 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy.engine import Connection
 
 EVENTS = "events"
+# A body refused at ingest, queued as it was (older messages) so the processor keeps it as
+# an error record; `REJECTED` queues it with the reason the client was given.
 INVALID_BODY = "invalid_body"
+REJECTED = "rejected"
 # A Segment Tracking API body; the kind is `segment/<call>` (see `the_eye.segment_wire`).
 SEGMENT = "segment"
 
@@ -43,6 +47,32 @@ class Message:
     # Set by queues that may deliver a message twice (Redis): unique to the message across
     # deliveries, so that its error records are written once however often it comes.
     delivery_key: str | None = field(default=None)
+    # How many times processors have taken the message, this time included; past
+    # `max_deliveries` it is set aside rather than processed again.
+    deliveries: int = field(default=1)
+
+
+class _Rejected(msgspec.Struct):
+    reason: str
+    body: bytes
+
+
+_encode_rejected = msgspec.json.Encoder().encode
+_decode_rejected = msgspec.json.Decoder(_Rejected).decode
+
+
+def rejected_message(
+    application_id: int, received_at: datetime, body: bytes, reason: str
+) -> Message:
+    """The message that keeps a body refused at ingest, with the reason its client was given."""
+    envelope = _encode_rejected(_Rejected(reason, body))
+    return Message(application_id, REJECTED, received_at, [], envelope)
+
+
+def read_rejected(message: Message) -> tuple[str, bytes]:
+    """The reason and the body a `rejected_message` carries."""
+    rejected = _decode_rejected(message.body)
+    return rejected.reason, rejected.body
 
 
 # The pure part of processing (decode, check, build rows), handed to `Queue.consume` so the

@@ -1,28 +1,43 @@
 """The `db` queue: an inbox table in the store's own database.
 
-Processing claims rows by deleting them in the transaction that writes their events and
-errors, so each accepted request is processed exactly once, or, after a crash, not yet.
-On PostgreSQL the claim skips rows other processors hold (`FOR UPDATE SKIP LOCKED`).
+A processor first takes the oldest free rows in a short transaction of its own, which
+counts the delivery (`attempts`) and reserves the rows to it (`taken_at`) for
+`inbox_claim_idle` seconds; it checks them outside any lock, then claims them by deleting
+them in the transaction that writes their events and errors. So each accepted request is
+processed exactly once, or, after a crash, not yet; a processor that dies leaves its rows
+reserved until the reservation lapses, and its attempt counted, so that a request that
+kills every processor taking it can be set aside. A processor that fails cleanly (the store
+went away mid-batch) gives its rows back with their attempt uncounted.
+
+A crash counts an attempt of every row of the batch, though one request alone may have
+caused it. So a take that finds a row delivered before keeps that row alone and gives the
+others back uncounted, and the next takes hold one row each until they find one never
+delivered: only a request's first delivery is shared with others, and a request is set
+aside only after it killed processors that held it alone.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.sql.dml import ReturningDelete
+from sqlalchemy.sql.dml import ReturningDelete, ReturningUpdate
 
 from the_eye.queue.base import Delivery, Message, Prepare, Queue, QueueUnavailable
 from the_eye.queue.group_commit import ThreadGroupCommit
 from the_eye.store.dialect import param_mark
 from the_eye.store.tables import AnyRow, counters, inbox
+from the_eye.timestamps import utcnow
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = (
     inbox.c.id,
@@ -46,6 +61,7 @@ def _messages(rows: Sequence[AnyRow]) -> list[Message]:
             event_ids=_decode_ids(row.event_ids),
             body=row.body,
             queue_id=row.id,
+            deliveries=row.attempts,
         )
         for row in sorted(rows, key=lambda r: r.id)
     ]
@@ -68,26 +84,40 @@ def _rows(messages: list[Message]) -> list[tuple[Any, ...]]:
     ]
 
 
-def _peek(limit: int) -> sa.Select[*tuple[Any, ...]]:
-    return sa.select(*_COLUMNS).order_by(inbox.c.id).limit(limit)
+def _take(
+    limit: int, now: datetime, idle: timedelta, skip_locked: bool
+) -> ReturningUpdate[*tuple[Any, ...]]:
+    """Reserve the oldest free rows and count this delivery of each."""
+    free = sa.or_(inbox.c.taken_at.is_(None), inbox.c.taken_at < now - idle)
+    oldest = sa.select(inbox.c.id).where(free).order_by(inbox.c.id).limit(limit)
+    if skip_locked:
+        oldest = oldest.with_for_update(skip_locked=True)
+    return (
+        sa.update(inbox)
+        .where(inbox.c.id.in_(oldest.scalar_subquery()))
+        .values(attempts=inbox.c.attempts + 1, taken_at=now)
+        .returning(*_COLUMNS, inbox.c.attempts)
+    )
+
+
+def _give_back(ids: list[int]) -> sa.Update:
+    return (
+        sa.update(inbox)
+        .where(inbox.c.id.in_(ids))
+        .values(attempts=inbox.c.attempts - 1, taken_at=None)
+    )
 
 
 def _claim_ids(ids: list[int]) -> ReturningDelete[*tuple[Any, ...]]:
     return sa.delete(inbox).where(inbox.c.id.in_(ids)).returning(inbox.c.id)
 
 
-def _claim(limit: int) -> ReturningDelete[*tuple[Any, ...]]:
-    oldest = (
-        sa.select(inbox.c.id).order_by(inbox.c.id).limit(limit).with_for_update(skip_locked=True)
-    )
-    return sa.delete(inbox).where(inbox.c.id.in_(oldest.scalar_subquery())).returning(*_COLUMNS)
-
-
 class DatabaseQueue(Queue):
     """The inbox table; the default queue, needing no service beyond the store."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, claim_idle: float = 30.0) -> None:
         self.engine = engine
+        self.claim_idle = timedelta(seconds=claim_idle)
         self._one_writer = engine.dialect.name == "sqlite"
         self._group = ThreadGroupCommit(
             self._insert,
@@ -95,7 +125,11 @@ class DatabaseQueue(Queue):
             write_now=self._insert_if_free if self._one_writer else None,
         )
         self._inline: Any = None
+        # Rows a clean failure could not give back (the store was down): returned first.
+        self._unreturned: list[int] = []
         self._inline_writes = 0
+        # The last take found a row delivered before: take one at a time for a while.
+        self._isolating = False
         # The hot path's two statements as plain SQL: compiling Core constructs for every
         # group commit costs more than the insert itself.
         mark = param_mark(engine)
@@ -148,33 +182,64 @@ class DatabaseQueue(Queue):
     @contextmanager
     def consume(self, limit: int, prepare: Prepare | None = None) -> Iterator[Delivery]:
         prepare = prepare or _nothing
+        if self._unreturned:
+            self._give_back([])
+        messages = self._take(1 if self._isolating else limit)
         with self.engine.connect() as conn:
-            if self._one_writer:
-                yield from self._consume_prepared_first(conn, limit, prepare)
-                return
-            with conn.begin():
-                messages = _messages(conn.execute(_claim(limit)).all())
+            if not messages:
                 yield Delivery(messages, conn, prepare(messages))
+                return
+            yield from self._claim_prepared(conn, messages, prepare)
 
-    def _consume_prepared_first(
-        self, conn: Connection, limit: int, prepare: Prepare
+    def _take(self, limit: int) -> list[Message]:
+        """Reserve and count, committed before any processing, so a crash still counts;
+        a row delivered before comes alone, the others taken with it go back uncounted."""
+        statement = _take(limit, utcnow(), self.claim_idle, skip_locked=not self._one_writer)
+        with self.engine.begin() as conn:
+            messages = _messages(conn.execute(statement).all())
+            suspect = next((m for m in messages if m.deliveries > 1), None)
+            self._isolating = suspect is not None
+            if suspect is None or len(messages) == 1:
+                return messages
+            conn.execute(_give_back([m.queue_id for m in messages if m is not suspect]))
+            return [suspect]
+
+    def _claim_prepared(
+        self, conn: Connection, messages: list[Message], prepare: Prepare
     ) -> Iterator[Delivery]:
-        """SQLite has one write lock for the whole file, which ingest needs too: read and
-        prepare the oldest messages first, then take the lock only to claim and write."""
-        messages = _messages(conn.execute(_peek(limit)).all())
-        conn.rollback()  # end the read snapshot, so the write below starts from a fresh one
+        """Prepare outside any lock (SQLite's one write lock is ingest's too), then claim
+        and write in one transaction."""
         prepared = prepare(messages)
-        if not messages:
-            yield Delivery(messages, conn, prepared)
-            return
-        with conn.begin():
-            claimed = _claim_ids([m.queue_id for m in messages])
-            owned = set(conn.execute(claimed).scalars())
-            if len(owned) != len(messages):
-                # Another processor claimed some of them meanwhile: keep only ours.
-                messages = [m for m in messages if m.queue_id in owned]
-                prepared = prepare(messages)
-            yield Delivery(messages, conn, prepared)
+        try:
+            with conn.begin():
+                owned = set(conn.execute(_claim_ids([m.queue_id for m in messages])).scalars())
+                if len(owned) != len(messages):
+                    # Our reservation lapsed and another processor took some: keep ours.
+                    messages = [m for m in messages if m.queue_id in owned]
+                    prepared = prepare(messages)
+                yield Delivery(messages, conn, prepared)
+        except BaseException:
+            self._give_back([m.queue_id for m in messages])
+            raise
+
+    def _give_back(self, ids: list[int]) -> None:
+        """Release rows a processor failed cleanly on, their attempt uncounted: a store
+        outage is not the request's fault. When the store is still down, the next
+        `consume` tries again before it takes anything."""
+        self._unreturned += ids
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(_give_back(self._unreturned))
+        except Exception as exc:
+            log.warning(
+                "could not give back %d inbox rows yet (%s)",
+                len(self._unreturned),
+                type(exc).__name__,
+            )
+            if not ids:
+                raise
+        else:
+            self._unreturned = []
 
     def has_messages(self) -> bool:
         with self.engine.connect() as conn:

@@ -7,6 +7,13 @@ pending are taken over with XAUTOCLAIM once they have been idle for `redis_claim
 Delivery is at least once: a message can come twice if a processor dies between the store
 commit and the acknowledgement. Events are deduplicated by their idempotency key and error
 records by the message's `delivery_key`, so a second delivery changes nothing.
+
+Redis counts the deliveries of each entry; a message carries its count, less the times this
+processor failed cleanly on it (the store went away), so that a request that kills every
+processor taking it can be set aside. As with the `db` queue, a take that finds an entry
+delivered before keeps it alone and gives the others back with their count lowered again
+(XCLAIM RETRYCOUNT), then takes one entry at a time until it finds one never delivered: a
+request is set aside only after it killed processors that held it alone.
 """
 
 from __future__ import annotations
@@ -125,6 +132,10 @@ class RedisQueue(Queue):
         self._own_pending = True  # a processor restarted under a fixed name resumes its own
         self._claim_cursor = "0-0"
         self._next_reclaim = 0.0
+        # Entries this processor failed on cleanly, and how often: not the entry's fault.
+        self._clean_failures: dict[str, int] = {}
+        # The last take found an entry delivered before: take one at a time for a while.
+        self._isolating = False
 
     def _client_options(self, retry: Retry | AsyncRetry) -> dict[str, Any]:
         return {
@@ -184,26 +195,83 @@ class RedisQueue(Queue):
         # The store first: while it is down, entries stay unread rather than pending here.
         with self.engine.connect() as conn:
             with conn.begin():
-                entries = self._take(limit)
+                entries, deliveries = self._take(limit)
                 try:
                     messages = [self._message(eid, fields) for eid, fields in entries]
+                    for message in messages:
+                        message.deliveries = self._deliveries(message.queue_id, deliveries)
                     yield Delivery(messages, conn, prepare and prepare(messages))
                 except BaseException:
                     self._own_pending = bool(entries) or self._own_pending
+                    self._count_clean_failures([eid for eid, _ in entries])
                     raise
             if entries:
                 self._acknowledge([eid for eid, _ in entries])
+                for eid, _ in entries:
+                    self._clean_failures.pop(eid, None)
 
-    def _take(self, limit: int) -> list[_Entry]:
+    def _deliveries(self, entry_id: str, counted: dict[str, int]) -> int:
+        return max(1, counted.get(entry_id, 1) - self._clean_failures.get(entry_id, 0))
+
+    def _count_clean_failures(self, ids: list[str]) -> None:
+        if len(self._clean_failures) > 100_000:  # entries other processors took over
+            self._clean_failures.clear()
+        for eid in ids:
+            self._clean_failures[eid] = self._clean_failures.get(eid, 0) + 1
+
+    def _take(self, limit: int) -> tuple[list[_Entry], dict[str, int]]:
+        """Entries, and how many times each was delivered when more than once."""
         # On failure the reply may be lost while the entries were handed out.
         with redis_errors_as_unavailable(self._may_hold_entries):
-            return self._with_group(self._take_entries, limit)
+            limit = 1 if self._isolating else limit
+            entries, again = self._with_group(self._take_entries, limit)
+            counts = self._delivery_counts([eid for eid, _ in entries]) if again else {}
+            return self._isolate(entries, counts), counts
+
+    def _isolate(self, entries: list[_Entry], counts: dict[str, int]) -> list[_Entry]:
+        """The first entry delivered before alone, the others given back uncounted; or all."""
+        suspect = next((e for e in entries if self._deliveries(e[0], counts) > 1), None)
+        self._isolating = suspect is not None
+        if suspect is None or len(entries) == 1:
+            return entries
+        pipe = self.client.pipeline(transaction=False)
+        for eid, _ in entries:
+            if eid != suspect[0]:
+                # Still ours, idle at once: this consumer or another takes it again soon.
+                pipe.xclaim(
+                    self.stream,
+                    self.group,
+                    self.consumer,
+                    0,
+                    [eid],
+                    idle=self.claim_idle_ms,
+                    retrycount=max(0, counts.get(eid, 1) - 1),
+                    justid=True,
+                )
+        pipe.execute()
+        self._own_pending = True
+        return [suspect]
+
+    def _delivery_counts(self, ids: list[str]) -> dict[str, int]:
+        """Redis's delivery counts of entries this consumer holds, asked id by id (one
+        pipelined round trip): a range would also list its other pending entries."""
+        if not ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for eid in ids:
+            pipe.xpending_range(self.stream, self.group, eid, eid, 1, consumername=self.consumer)
+        counts: dict[str, int] = {}
+        for eid, pending in zip(ids, pipe.execute(), strict=True):
+            if pending:
+                counts[eid] = int(pending[0]["times_delivered"])
+        return counts
 
     def _may_hold_entries(self) -> None:
         """Look at this consumer's own pending entries first on the next take."""
         self._own_pending = True
 
-    def _take_entries(self, limit: int) -> list[_Entry]:
+    def _take_entries(self, limit: int) -> tuple[list[_Entry], bool]:
+        """Entries to process, and whether they may have been delivered before."""
         if self._own_pending:
             # Entries this processor took but did not acknowledge (the store failed): retry
             # them now rather than after the claim time.
@@ -213,16 +281,16 @@ class RedisQueue(Queue):
             if gone:  # deleted while pending: nothing left to process
                 self._drop(gone)
             if live:
-                return live
+                return live, True
             if not mine:
                 self._own_pending = False
         now = time.monotonic()
         if now >= self._next_reclaim:
             claimed = self._reclaim(limit)
             if claimed:
-                return claimed
+                return claimed, True
             self._next_reclaim = now + _RECLAIM_EVERY
-        return self._read(">", limit, self.block_ms)
+        return self._read(">", limit, self.block_ms), False
 
     def _read(self, start: str, limit: int, block: int | None) -> list[_Entry]:
         reply = self.client.xreadgroup(

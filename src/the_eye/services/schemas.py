@@ -16,12 +16,9 @@ from typing import Any
 import msgspec
 from sqlalchemy.engine import Connection, Engine
 
-from the_eye.processor.schemas import SchemaInvalid, check_schema, digest_of
+from the_eye.processor.schemas import SCHEMA_INT_RANGE, SchemaInvalid, check_schema, digest_of
 from the_eye.store import schemas as store
 from the_eye.timestamps import utcnow
-
-# 64-bit integers, signed or not, the widest range a schema file's integers were ever read in.
-_INT_RANGE = (-(2**63), 2**64 - 1)
 
 
 def register_schema(
@@ -77,7 +74,7 @@ def _wide_ints_as_floats(value: Any) -> Any:
     been read: versions stored from such files hold floats, and their digests were made
     from them, so an unchanged file must read the same to make no new version."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value if _INT_RANGE[0] <= value <= _INT_RANGE[1] else float(value)
+        return value if SCHEMA_INT_RANGE[0] <= value <= SCHEMA_INT_RANGE[1] else float(value)
     if isinstance(value, dict):
         return {key: _wide_ints_as_floats(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -105,21 +105,65 @@ def application_for_key(conn: Connection, key: str) -> int | None:
     ).scalar()
 
 
-def create_token(conn: Connection, name: str, scope: str) -> str:
+@dataclass(slots=True)
+class Token:
+    """An API token's record; `secret` is set only when the token was just made."""
+
+    id: int
+    name: str
+    scope: str
+    active: bool
+    created_at: datetime
+    secret: str | None = None
+
+
+def issue_token(conn: Connection, name: str, scope: str) -> Token:
+    """A new API token, whose secret is shown only in the returned value."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
-    token = new_secret(TOKEN_PREFIX)
-    conn.execute(
-        api_tokens.insert(),
+    secret = new_secret(TOKEN_PREFIX)
+    now = utcnow()
+    token_id = conn.execute(
+        api_tokens.insert().returning(api_tokens.c.id),
         {
             "name": name,
-            "token_hash": hash_secret(token),
+            "token_hash": hash_secret(secret),
             "scope": scope,
             "active": True,
-            "created_at": utcnow(),
+            "created_at": now,
         },
+    ).scalar_one()
+    return Token(token_id, name, scope, True, now, secret)
+
+
+def create_token(conn: Connection, name: str, scope: str) -> str:
+    """A new API token's secret (see `issue_token`)."""
+    secret = issue_token(conn, name, scope).secret
+    assert secret is not None  # a token just issued always carries it
+    return secret
+
+
+def list_tokens(conn: Connection) -> list[Token]:
+    """Every API token, revoked ones included, without their secrets, oldest first."""
+    rows = conn.execute(
+        sa.select(
+            api_tokens.c.id,
+            api_tokens.c.name,
+            api_tokens.c.scope,
+            api_tokens.c.active,
+            api_tokens.c.created_at,
+        ).order_by(api_tokens.c.id)
+    ).all()
+    return [Token(r.id, r.name, r.scope, r.active, r.created_at) for r in rows]
+
+
+def revoke_token(conn: Connection, token_id: int) -> bool:
+    """Refuse the token from now on (API processes follow within their key cache time);
+    False when no token has that id. Revoking a revoked token changes nothing."""
+    result = conn.execute(
+        api_tokens.update().where(api_tokens.c.id == token_id).values(active=False)
     )
-    return token
+    return result.rowcount > 0
 
 
 def token_scope(conn: Connection, token: str) -> str | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import msgspec
@@ -60,7 +61,19 @@ def dump_json(value: Any) -> str:
     return _json_encoder.encode(value).decode()
 
 
+def _create_private(url: str) -> None:
+    """Create a SQLite file readable by its owner alone (0600) before SQLite opens it; its
+    `-wal` and `-shm` files take the main file's mode. An existing file keeps its mode."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    # No folder: SQLite says so itself when it opens the file.
+    with suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int) -> Engine:
+    _create_private(url)
     engine = sa.create_engine(
         url,
         connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},

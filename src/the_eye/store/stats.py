@@ -134,10 +134,15 @@ class Slots:
 
 @dataclass(frozen=True, slots=True)
 class Rows:
-    """A stretch [low, high) shorter than a minute, counted from the rows themselves."""
+    """A stretch [low, high) shorter than a minute, counted from the rows themselves; `high`
+    is None for the stretch from `low` to the last instant a datetime can name."""
 
     low: datetime
-    high: datetime
+    high: datetime | None
+
+
+# The last minute a datetime can name: a slot starting later lies past every timestamp.
+_LAST_MINUTE = minute_of(datetime.max)
 
 
 def _ceil(moment: datetime, width: int) -> int:
@@ -156,14 +161,14 @@ def cover(
     if low is not None and high is not None and low >= high:
         return []
     if not widths:
-        # Reached only at the ends of a wider slot (or inside one), never unbounded.
-        if low is None or high is None:
-            raise ValueError("a range without ends needs at least one slot width")
+        # Reached only at the ends of a wider slot (or inside one), never without a start.
+        if low is None:
+            raise ValueError("a range without a start needs at least one slot width")
         return [Rows(low, high)]
     width, narrower = widths[0], widths[1:]
     first = None if low is None else _ceil(low, width)
     end = None if high is None else _floor(high, width)
-    if first is not None and end is not None and first > end:
+    if first is not None and (first > _LAST_MINUTE or (end is not None and first > end)):
         return cover(low, high, narrower)  # the range lies inside one slot
     parts: list[Slots | Rows] = []
     if first is None or end is None or first < end:
@@ -217,7 +222,9 @@ def read_stats(
     received_at, within the inclusive range, summed per bucket (`minute`, `hour`, `day`, or
     None for the whole range)."""
     size = BUCKET_MINUTES[bucket] if bucket else None
-    high = None if timestamp_lte is None else timestamp_lte + timedelta(microseconds=1)
+    high = None
+    if timestamp_lte is not None and timestamp_lte < datetime.max:  # else: no upper bound
+        high = timestamp_lte + timedelta(microseconds=1)
     # Slots wider than the bucket would straddle buckets.
     widths = tuple(w for w in WIDTHS if size is None or w <= size)
     parts = cover(timestamp_gte, high, widths)
@@ -245,7 +252,9 @@ def read_stats(
                 table = moment.table
                 stmt = sa.select(
                     sa.literal(label).label("bucket"), *row_keys, sa.func.count()
-                ).where(moment >= piece.low, moment < piece.high)
+                ).where(moment >= piece.low)
+                if piece.high is not None:  # else the last minute there is
+                    stmt = stmt.where(moment < piece.high)
                 if counted is not None:
                     stmt = stmt.where(counted)
                 if application_id is not None:
@@ -255,6 +264,26 @@ def read_stats(
                     stmt = stmt.where(table.c.application_id + 0 == application_id)
                 _fold(part, conn.execute(stmt.group_by(*row_keys)), len(row_keys))
     return stats
+
+
+def extent(conn: Connection, application_id: int | None) -> tuple[datetime, datetime] | None:
+    """The first and the end of the days that count any event or open error (of one
+    application, or of all), or None when nothing is counted: what a range without a bound
+    covers. Rows the rollups keep at zero are left out."""
+    firsts, ends = [], []
+    for table in (event_counts, error_counts):
+        stmt = sa.select(sa.func.min(table.c.start), sa.func.max(table.c.start)).where(
+            table.c.width == WIDTHS[0], table.c.count != 0
+        )
+        if application_id is not None:
+            stmt = stmt.where(table.c.application_id == application_id)
+        first, last = conn.execute(stmt).one()
+        if first is not None:
+            firsts.append(first)
+            ends.append(last + WIDTHS[0])
+    if not firsts:
+        return None
+    return start_of(min(firsts)), start_of(min(max(ends), _LAST_MINUTE))
 
 
 def _fold(part: dict[int | None, Counter[Any]], rows: Iterable[Any], n_keys: int) -> None:

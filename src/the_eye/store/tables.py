@@ -89,6 +89,8 @@ errors = sa.Table(
     sa.Column("delivery_key", sa.String(255), nullable=True),
     sa.Index("ix_errors_received_at", "received_at", "id"),
     sa.Index("ix_errors_reason_received_at", "reason", "received_at", "id"),
+    # `GET /errors/?replayed=...`, newest first, without walking the other kind.
+    sa.Index("ix_errors_replayed_received_at", "replayed", "received_at", "id"),
     sa.Index(
         "uq_errors_delivery_key",
         "delivery_key",
@@ -165,7 +167,22 @@ inbox = sa.Table(
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("event_ids", sa.Text, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
+    # Times processors took the row; counted in a transaction of its own before processing,
+    # so a processor that dies with the row in hand (a crash, out of memory) still counts.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # When a processor took the row: others leave it alone until `inbox_claim_idle` passes.
+    sa.Column("taken_at", sa.DateTime, nullable=True),
     sqlite_autoincrement=True,
+)
+
+# One row per running processor, its heartbeat upserted every few seconds even when idle, so
+# that `/ready/` and `/metrics` tell a processor that died or hangs.
+processors = sa.Table(
+    "processors",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("beat_at", sa.DateTime, nullable=False),
 )
 
 # Running totals for /metrics, bumped once per batch rather than counted over big tables.
@@ -176,4 +193,4 @@ counters = sa.Table(
     sa.Column("value", sa.BigInteger, nullable=False, server_default="0"),
 )
 
-COUNTER_NAMES = ("received", "stored", "errored", "duplicates")
+COUNTER_NAMES = ("received", "stored", "errored", "duplicates", "rejected")

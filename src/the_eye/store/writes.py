@@ -23,11 +23,13 @@ from the_eye.timestamps import utcnow
 
 @dataclass(slots=True)
 class WriteResult:
-    """What a batch write did."""
+    """What a batch write did, in accepted events (each counted once: stored, duplicate or
+    errored) and in bodies refused at ingest (`rejected`, kept as error records)."""
 
     stored: int
     duplicates: int
     errored: int
+    rejected: int = 0
 
 
 # The processor's two statements per batch are written as plain SQL: building and binding
@@ -228,6 +230,7 @@ def bump_counters(conn: Connection, result: WriteResult) -> None:
         "stored": result.stored,
         "duplicates": result.duplicates,
         "errored": result.errored,
+        "rejected": result.rejected,
     }
     amounts = {name: n for name, n in amounts.items() if n}
     if not amounts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response
@@ -139,6 +140,15 @@ def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBo
             "unsupported_media_type",
             "Send the edit as a JSON object, with `Content-Type: application/json`.",
         )
+    if _holds_non_finite(body):
+        # The edit's body is read by the standard library, which takes these; ingest's
+        # reader refuses them, and the store would keep them as null.
+        raise ApiError(
+            400,
+            "invalid_json",
+            "The body is not valid JSON: `NaN`, `Infinity` and numbers out of range (such as "
+            "`1e400`) are refused, as when events are sent.",
+        )
     state = state_of(request)
     try:
         row = corrections.edit_event(state.engine, event_id, body, state.checker, replace=replace)
@@ -154,6 +164,19 @@ def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBo
     with state.engine.connect() as conn:
         names = queries.application_names(conn)
     return JSONBody(event_json(row, names))
+
+
+def _holds_non_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 @router.patch(

@@ -9,7 +9,9 @@ differs from the others only in its `BodyFormat`: how it reads a body and answer
 Work before authentication is bounded: a key in `Authorization` is checked before the body
 is read; a body without one is read, gunzipped and parsed only up to
 `THE_EYE_BODY_KEY_MAX_BYTES`. Bodies larger than `INLINE_BYTES` are gunzipped and parsed
-in a thread, never on the event loop. Failed authentications are counted per client
+in a thread, never on the event loop. The body bytes held at once are bounded per process
+(`THE_EYE_MAX_BODY_BYTES_IN_FLIGHT`, reserved before they arrive; `503` past it), so slow
+bodies cannot fill the memory. Failed authentications are counted per client
 address and answered `429` past their budget; a write key may be rate-limited too. A
 request is refused whole (`413 too_many_events`) past `THE_EYE_MAX_EVENTS_PER_REQUEST`, so
 its answer is bounded too. An answer given before the body was read whole closes the
@@ -36,7 +38,7 @@ from the_eye.api.problems import ApiError, part_unavailable, unavailable
 from the_eye.api.responses import encode_json
 from the_eye.api.state import state_of
 from the_eye.config import Settings
-from the_eye.queue import EVENTS, INVALID_BODY, Message, Queue, QueueUnavailable
+from the_eye.queue import EVENTS, Message, Queue, QueueUnavailable, rejected_message
 from the_eye.segment_wire import BATCH, CALLS, MessageTooLarge, read_segment_body, segment_kind
 from the_eye.timestamps import utcnow
 from the_eye.wire import BodyRejected, client_event_id, decode_body, events_in, write_key_in
@@ -61,20 +63,73 @@ def _too_large(limit: int, status: int = 413) -> ApiError:
 
 TooLarge = Callable[[], ApiError]
 
+# A process short of body memory frees some as soon as one slow body ends or times out.
+BODY_BYTES_RETRY_AFTER = 1
+
+
+class BodyBytes:
+    """The request-body bytes one API process holds at once, bounded by `limit`.
+
+    Used on the event loop only. A request reserves its body's bytes before they arrive
+    (its declared `Content-Length`; a chunked body chunk by chunk) through a `Reservation`,
+    and gives them back once answered, whatever the answer.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+
+    def reservation(self) -> Reservation:
+        return Reservation(self)
+
+
+class Reservation:
+    """One request's share of a `BodyBytes`: grows as its body needs, released once."""
+
+    def __init__(self, pool: BodyBytes) -> None:
+        self.pool, self.size = pool, 0
+
+    def grow_to(self, size: int) -> None:
+        """Hold `size` bytes in all; a `503` when the process cannot hold them now."""
+        more = size - self.size
+        if more <= 0:
+            return
+        if self.pool.held + more > self.pool.limit:
+            raise unavailable(
+                "The Eye holds as many request bodies as it can now; nothing was accepted",
+                BODY_BYTES_RETRY_AFTER,
+            )
+        self.pool.held += more
+        self.size = size
+
+    def release(self) -> None:
+        self.pool.held -= self.size
+        self.size = 0
+
 
 async def read_body(
-    headers: Mapping[str, str], chunks: AsyncIterator[bytes], limit: int, too_large: TooLarge
+    headers: Mapping[str, str],
+    chunks: AsyncIterator[bytes],
+    limit: int,
+    too_large: TooLarge,
+    reservation: Reservation,
 ) -> bytes:
     """The request body, gzip-decoded, refused with `too_large()` once it passes `limit`
-    bytes; gunzipped in a thread when it inflates past `INLINE_BYTES`."""
+    bytes; gunzipped in a thread when it inflates past `INLINE_BYTES`.
+
+    Its bytes are reserved in `reservation` before they are read (a `503` when the process
+    holds too many already); the caller releases them once the request is answered.
+    """
     length = headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        raise too_large()
+    if length and length.isdigit():
+        if int(length) > limit:
+            raise too_large()
+        reservation.grow_to(int(length))
     parts, size = [], 0
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise too_large()
+        reservation.grow_to(size)
         parts.append(chunk)
     body = parts[0] if len(parts) == 1 else b"".join(parts)
     encoding = headers.get("content-encoding", "identity").strip().lower()
@@ -221,6 +276,7 @@ class Ingest:
             settings.rate_limit_per_key, settings.rate_limit_burst or settings.rate_limit_per_key
         )
         self.cors_origins = frozenset(settings.cors_origin_list)
+        self.body_bytes = BodyBytes(settings.max_body_bytes_in_flight)
 
     def _may_try(self, client: str | None) -> None:
         """Refuse an address that failed authentication past its budget (`429`)."""
@@ -275,12 +331,15 @@ class Ingest:
 
         `client` is the sender's address, which failed authentications are counted by.
         """
+        reservation = self.body_bytes.reservation()
         try:
-            return await self._accept(headers, chunks, body_format, client)
+            return await self._accept(headers, chunks, body_format, client, reservation)
         except ApiError as exc:
             if exc.status == 401:
                 self.auth_failures.take(client)
             raise
+        finally:
+            reservation.release()
 
     async def _accept(
         self,
@@ -288,6 +347,7 @@ class Ingest:
         chunks: AsyncIterator[bytes],
         body_format: BodyFormat,
         client: str | None,
+        reservation: Reservation,
     ) -> bytes:
         settings = self.settings
         header_key = credential_from_header(headers.get("authorization"))
@@ -301,7 +361,7 @@ class Ingest:
             app_id, limit = None, min(body_format.limit(settings), settings.body_key_max_bytes)
             too_large = _key_in_header_required(limit)
 
-        body = await read_body(headers, chunks, limit, too_large)
+        body = await read_body(headers, chunks, limit, too_large, reservation)
         received_at = utcnow()
         client_ids, body_key, rejection = await self._decode(body_format, body)
         if app_id is None:
@@ -311,7 +371,7 @@ class Ingest:
 
         if rejection is not None:
             kept = body[: settings.max_error_payload_bytes]
-            await self._publish(Message(app_id, INVALID_BODY, received_at, [], kept))
+            await self._publish(rejected_message(app_id, received_at, kept, str(rejection)))
             raise ApiError(400, "invalid_json", str(rejection))
         if len(client_ids) > settings.max_events_per_request:
             raise ApiError(

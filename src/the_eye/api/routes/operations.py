@@ -10,10 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from the_eye.api import bodies
 from the_eye.api.openapi import answers
-from the_eye.api.problems import OUTAGE_RETRY_AFTER, unavailable
+from the_eye.api.problems import OUTAGE_RETRY_AFTER, ApiError, unavailable
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import AppState, state_of
 from the_eye.store import queries
+from the_eye.store.liveness import SILENT_BEATS, Liveness, liveness
 from the_eye.timestamps import utcnow
 
 router = APIRouter(tags=["operations"])
@@ -21,8 +22,8 @@ router = APIRouter(tags=["operations"])
 METRICS = (
     ("received", "Events accepted by the ingest API."),
     ("stored", "Events stored."),
-    ("errored", "Events and bodies kept as error records."),
-    ("duplicates", "Events dropped as repeats of a known event_id."),
+    ("errored", "Events kept as error records (their own, or their request's)."),
+    ("duplicates", "Events and invalid events dropped as repeats of a known event_id."),
 )
 
 
@@ -33,15 +34,21 @@ async def health() -> JSONBody:
 
 @router.get(
     "/ready/",
-    summary="The store and the queue are reachable",
+    summary="The store and the queue are reachable, and work is processed",
     response_model=bodies.Ready,
     responses=answers(
-        {503: "`unavailable`: the store or the queue cannot be reached; `details` says which."}
+        {
+            503: "`unavailable`: the store or the queue cannot be reached (`details` says "
+            "which); `processor_down`: requests wait and no processor has beaten lately."
+        }
     ),
 )
 def ready(request: Request) -> Response:
+    """503 when the store or the queue cannot be reached, or when requests wait in the queue
+    and no processor has beaten within three heartbeat intervals (down, or stuck on a batch).
+    An empty queue is ready without processors: nothing waits on them."""
     state = state_of(request)
-    checks: dict[str, str] = {}
+    checks: dict[str, object] = {}
     probes: tuple[tuple[str, Callable[[], None]], ...] = (
         ("store", lambda: _ping_store(state)),
         ("queue", state.queue.ping),
@@ -52,11 +59,27 @@ def ready(request: Request) -> Response:
             checks[part] = "ok"
         except Exception as exc:
             checks[part] = f"unavailable: {type(exc).__name__}"
-    if all(v == "ok" for v in checks.values()):
-        return JSONBody({"status": "ready", **checks})
-    return unavailable(
-        "The Eye cannot reach its store or queue", OUTAGE_RETRY_AFTER, checks
-    ).response()
+    if not all(v == "ok" for v in checks.values()):
+        return unavailable(
+            "The Eye cannot reach its store or queue", OUTAGE_RETRY_AFTER, checks
+        ).response()
+    alive = _liveness(state).alive
+    checks["processors"] = alive
+    if alive == 0 and state.queue.depth() > 0:
+        silent = SILENT_BEATS * state.settings.heartbeat_seconds
+        return ApiError(
+            503,
+            "processor_down",
+            f"Requests wait in the queue and no processor has been alive in the last {silent:g} s.",
+            checks,
+            {"Retry-After": str(OUTAGE_RETRY_AFTER)},
+        ).response()
+    return JSONBody({"status": "ready", **checks})
+
+
+def _liveness(state: AppState) -> Liveness:
+    with state.engine.connect() as conn:
+        return liveness(conn, utcnow(), state.settings.heartbeat_seconds)
 
 
 def _ping_store(state: AppState) -> None:
@@ -79,6 +102,24 @@ def render_metrics(state: AppState) -> str:
         metric = f"the_eye_events_{name}_total"
         lines += [f"# HELP {metric} {text}", f"# TYPE {metric} counter"]
         lines.append(f"{metric} {values.get(name, 0)}")
+    lines += [
+        "# HELP the_eye_requests_rejected_total Bodies refused at ingest, kept as error records.",
+        "# TYPE the_eye_requests_rejected_total counter",
+        f"the_eye_requests_rejected_total {values.get('rejected', 0)}",
+    ]
+    live = _liveness(state)
+    lines += [
+        "# HELP the_eye_processors_alive Processors that beat within three heartbeat intervals.",
+        "# TYPE the_eye_processors_alive gauge",
+        f"the_eye_processors_alive {live.alive}",
+    ]
+    if live.last_beat_age is not None:
+        lines += [
+            "# HELP the_eye_processor_last_heartbeat_seconds Age of the freshest processor "
+            "heartbeat.",
+            "# TYPE the_eye_processor_last_heartbeat_seconds gauge",
+            f"the_eye_processor_last_heartbeat_seconds {live.last_beat_age:.3f}",
+        ]
     oldest = state.queue.oldest_received_at()
     lag = (utcnow() - oldest).total_seconds() if oldest else 0.0
     lines += [

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.engine import Connection
 
 from the_eye.api import bodies
 from the_eye.api.auth import ReadAccess
@@ -16,7 +17,7 @@ from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import state_of
 from the_eye.store import queries
-from the_eye.store.stats import BUCKET_MINUTES, Stats, read_stats, start_of
+from the_eye.store.stats import BUCKET_MINUTES, Stats, extent, read_stats, start_of
 
 router = APIRouter(tags=["stats"], dependencies=[ReadAccess])
 
@@ -80,22 +81,12 @@ def stats(
     out; `start` names a bucket by its first instant."""
     gte = time_filter(timestamp__gte, "timestamp__gte")
     lte = time_filter(timestamp__lte, "timestamp__lte")
-    if bucket is not None:
-        width = timedelta(minutes=BUCKET_MINUTES[bucket])
-        if gte is None or lte is None:
-            if bucket == "minute":
-                raise ApiError(
-                    400,
-                    "invalid_filter",
-                    "`bucket=minute` needs both `timestamp__gte` and `timestamp__lte`.",
-                )
-        elif (lte - gte) / width > MAX_BUCKETS:
-            raise ApiError(
-                400,
-                "invalid_filter",
-                f"That range holds more than {MAX_BUCKETS} {bucket}s; "
-                "narrow it or use a wider bucket.",
-            )
+    if bucket == "minute" and (gte is None or lte is None):
+        raise ApiError(
+            400,
+            "invalid_filter",
+            "`bucket=minute` needs both `timestamp__gte` and `timestamp__lte`.",
+        )
     answer = {
         "timestamp__gte": iso(gte),
         "timestamp__lte": iso(lte),
@@ -108,7 +99,34 @@ def stats(
             app_id = queries.application_id(conn, application)
             if app_id is None:
                 return JSONBody({**answer, **stats_json(Stats(), False)})
+        if bucket is not None:
+            _check_bucket_count(conn, bucket, gte, lte, app_id)
         counted = read_stats(
             conn, timestamp_gte=gte, timestamp_lte=lte, application_id=app_id, bucket=bucket
         )
     return JSONBody({**answer, **stats_json(counted, bucket is not None)})
+
+
+def _check_bucket_count(
+    conn: Connection,
+    bucket: str,
+    gte: datetime | None,
+    lte: datetime | None,
+    application_id: int | None,
+) -> None:
+    """A 400 when the range holds more than MAX_BUCKETS buckets; a missing bound counts
+    from (or to) the first (or last) day anything is counted."""
+    low, high = gte, lte
+    if low is None or high is None:
+        counted = extent(conn, application_id)
+        if counted is None:
+            return
+        low, high = low or counted[0], high or counted[1]
+    if (high - low) / timedelta(minutes=BUCKET_MINUTES[bucket]) > MAX_BUCKETS:
+        unbounded = "" if gte and lte else " (from the first to the last day counted)"
+        raise ApiError(
+            400,
+            "invalid_filter",
+            f"That range{unbounded} holds more than {MAX_BUCKETS} {bucket}s; "
+            "narrow it or use a wider bucket.",
+        )
