@@ -484,7 +484,7 @@ for _call, _format in SEGMENT_CALLS.items():
         _segment_endpoint(_format),
         methods=["POST"],
         status_code=200,
-        summary=f"Segment `{_call}`",
+        summary=f"Segment {_call}",
         tags=["segment"],
         operation_id=f"segment_{_call}",
         openapi_extra=segment_operation(_call),
