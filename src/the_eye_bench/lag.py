@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from the_eye.timestamps import utcnow
+from the_eye.timestamps import format_timestamp, utcnow
 from the_eye_bench.stats import percentile
 from the_eye_bench.wrk import Load, Wrk
 
@@ -93,7 +93,7 @@ def _probe(plan: LagPlan, due: float, index: int) -> _Probe:
     """At `due`, send one event in a session of its own and poll until it can be read."""
     time.sleep(max(0.0, due - time.monotonic()))
     session_id = f"lag-probe-{uuid.uuid4()}"
-    stamp = (utcnow() - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = format_timestamp(utcnow() - timedelta(seconds=1))
     body = msgspec.json.encode(
         {
             "session_id": session_id,

@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from the_eye.timestamps import format_timestamp
+
 HOSTS = (
     "www.consumeraffairs.com",
     "shop.example-outfitters.com",
@@ -69,7 +71,7 @@ class Event:
         if rng.random() < 0.5:
             stamp = self.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")
         else:
-            stamp = self.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            stamp = format_timestamp(self.timestamp)
         return {
             "session_id": self.session_id,
             "category": self.category,

@@ -50,7 +50,6 @@ SERVER_OPTIONS: dict[str, Any] = {
 # Paths that are exact, without the trailing slash every other path has: Segment's calls
 # are `/v1/track`, not `/v1/track/`.
 _EXACT_PATHS = frozenset({"/metrics", "/openapi.json", *(f"/v1/{call}" for call in CALLS)})
-_INGEST = frozenset(INGEST_PATHS)
 
 # The Swagger UI's scripts, style and icon, served from the package (swagger-ui-dist, whose
 # version and licence are in the folder) so that `/docs/` works without internet.
@@ -66,7 +65,7 @@ class ServeIngestFirst:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _INGEST:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INGEST_PATHS:
             await app_state(self.app).ingest(scope, receive, send)
         else:
             await self.app(scope, receive, send)

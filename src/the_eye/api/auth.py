@@ -117,7 +117,7 @@ def api_tokens(engine: Engine, ttl: float) -> CachedLookup[str]:
     return CachedLookup(engine, ttl, token_scope)
 
 
-def _scope(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+def _scope(request: Request) -> str:
     secret = credential_from_header(request.headers.get("authorization"))
     if secret is None:
         raise ApiError(
@@ -143,18 +143,22 @@ def _scope(request: Request, credentials: HTTPAuthorizationCredentials | None) -
     return scope
 
 
+# The `credentials` parameters below put the bearer scheme in the OpenAPI document; the
+# secret itself is read by `_scope`, which also takes it from HTTP Basic.
+
+
 def require_read(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> str:
     """Any API token (read or admin)."""
-    return _scope(request, credentials)
+    return _scope(request)
 
 
 def require_admin(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> str:
     """An admin API token."""
-    scope = _scope(request, credentials)
+    scope = _scope(request)
     if scope != "admin":
         raise ApiError(403, "forbidden", "This needs an API token with the admin scope.")
     return scope
@@ -171,7 +175,7 @@ def require_sender(
     secret = credential_from_header(request.headers.get("authorization"))
     if secret is not None and state_of(request).write_keys.lookup(secret) is not None:
         return "write"
-    return _scope(request, credentials)
+    return _scope(request)
 
 
 SenderAccess = Security(require_sender, scopes=["write"])

@@ -21,6 +21,10 @@ from the_eye.queue.base import QueueUnavailable
 
 log = logging.getLogger(__name__)
 
+# Store errors that mean an outage (or, on SQLite, a writer that waited out its busy
+# timeout), not a bug: answered 503, the client comes back later.
+STORE_OUTAGES = (OperationalError, InterfaceError)
+
 _CODES = {
     400: "bad_request",
     401: "unauthorized",

@@ -25,18 +25,19 @@ import logging
 from typing import Any
 
 import httptools
-import msgspec
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from the_eye.api.problems import ApiError
+from the_eye.api.responses import encode_json
 from the_eye.config import get_settings
 
 log = logging.getLogger(__name__)
 
 
 def _error_response(status: int, code: str, message: str) -> bytes:
-    body = msgspec.json.encode({"error": {"code": code, "message": message}})
+    body = encode_json(ApiError(status, code, message).body())
     return b"".join(
         [
             STATUS_LINE[status],

@@ -44,8 +44,9 @@ def process_messages(
 ) -> BatchRows:
     """Check every event of every message, in order."""
     rows = BatchRows()
+    bounds = bounds or MessageBounds()
     for message in messages:
-        process_message(message, checker, rows, bounds or MessageBounds())
+        process_message(message, checker, rows, bounds)
     return rows
 
 
@@ -66,11 +67,11 @@ def process_message(
         return
     if message.kind == REJECTED:
         reason, body = read_rejected(message)
-        rows.bodies.append((body_error(message, reason, limit=limit, body=body), 0))
+        rows.bodies.append((body_error(message, reason, "invalid_json", limit, body=body), 0))
         return
     if message.kind != EVENTS and segment_call(message.kind) is None:
         text = _body_problem(message.body) if message.kind == INVALID_BODY else "Unknown kind."
-        rows.bodies.append((body_error(message, text, limit=limit), 0))
+        rows.bodies.append((body_error(message, text, "invalid_json", limit), 0))
         return
     if accepted > bounds.max_events:
         text = f"The request holds {accepted} events; at most {bounds.max_events} are processed."
@@ -138,14 +139,14 @@ def error_row(rejected: EventRejected, message: Message, index: int = 0) -> dict
 def body_error(
     message: Message,
     text: str,
-    reason: str = "invalid_json",
-    limit: int | None = None,
+    reason: str,
+    limit: int,
     details: dict[str, Any] | None = None,
     body: bytes | None = None,
 ) -> dict[str, Any]:
     """An error record for a whole request body, which keeps at most `limit` bytes of it."""
     body = message.body if body is None else body
-    payload, size = kept_payload(body, len(body) if limit is None else limit)
+    payload, size = kept_payload(body, limit)
     if size is not None:
         details = {**(details or {}), "payload_bytes": size}
     return {

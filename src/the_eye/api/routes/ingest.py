@@ -27,14 +27,13 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from the_eye.api.auth import CachedLookup, credential_from_header
 from the_eye.api.limits import RateLimiter, too_many_requests
 from the_eye.api.openapi import ingest_operation, segment_operation
-from the_eye.api.problems import ApiError, part_unavailable, unavailable
+from the_eye.api.problems import STORE_OUTAGES, ApiError, part_unavailable, unavailable
 from the_eye.api.responses import encode_json
 from the_eye.api.state import state_of
 from the_eye.config import Settings
@@ -276,6 +275,7 @@ class Ingest:
             settings.rate_limit_per_key, settings.rate_limit_burst or settings.rate_limit_per_key
         )
         self.cors_origins = frozenset(settings.cors_origin_list)
+        self.any_origin = "*" in self.cors_origins
         self.body_bytes = BodyBytes(settings.max_body_bytes_in_flight)
 
     def _may_try(self, client: str | None) -> None:
@@ -404,7 +404,7 @@ class Ingest:
                     body_read = True
                     return
 
-        body_format = INGEST_PATHS.get(scope["path"], EYE_EVENTS)
+        body_format = INGEST_PATHS[scope["path"]]
         client = scope.get("client")
         try:
             status = body_format.status
@@ -418,7 +418,7 @@ class Ingest:
             # Answered before the body arrived whole: whatever follows is not read.
             extra.append((b"connection", b"close"))
         origin = headers.get("origin")
-        if origin and (origin in self.cors_origins or "*" in self.cors_origins):
+        if origin and (self.any_origin or origin in self.cors_origins):
             extra += [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
         await send(
             {
@@ -442,7 +442,7 @@ def _error_answer(exc: Exception) -> tuple[int, bytes, list[tuple[bytes, bytes]]
     """The status, body and extra headers that answer a request `accept` failed."""
     if isinstance(exc, ApiError):
         error = exc
-    elif isinstance(exc, DBAPIError):
+    elif isinstance(exc, STORE_OUTAGES):
         # The store (a write-key lookup) is down or busy: come back later.
         log.warning("ingest unavailable: %s", exc)
         error = part_unavailable("store")
