@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 
@@ -85,7 +84,6 @@ def test_a_running_processor_picks_up_a_new_version_within_seconds(sender, setti
         sender.post("/events/", json=make_event(event_id="before", data={"host": "h"}))
         wait_until(lambda: fetch_all(admin, "/events/"), timeout=10)
         post_schema(admin, PAGEVIEW)
-        posted = time.monotonic()
         sent = iter(range(1000))
 
         def violated() -> list:
@@ -93,9 +91,8 @@ def test_a_running_processor_picks_up_a_new_version_within_seconds(sender, setti
             sender.post("/events/", json=event)
             return fetch_all(admin, "/errors/")
 
-        errors = wait_until(violated, timeout=10, interval=0.05)
-        # The running processor applied the new version within a few seconds of its post.
-        assert time.monotonic() - posted < 3
+        # The running processor applies the new version within a few seconds of its post.
+        errors = wait_until(violated, timeout=3, interval=0.05)
         assert {e["reason"] for e in errors} == {"schema_violation"}
     finally:
         stop.set()
