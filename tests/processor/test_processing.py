@@ -266,3 +266,18 @@ def test_an_oversized_event_keeps_a_bounded_prefix_and_its_size(sender, admin, s
     assert detail["payload"].startswith("{")
     size = detail["details"]["size"]
     assert size > 3_000_000 and detail["details"]["payload_bytes"] == size
+
+
+def test_an_unreadable_body_keeps_a_bounded_prefix_and_its_whole_size(
+    sender, admin, processor, settings
+):
+    body = b'[{"note": "' + "é".encode() * 60_000 + b'"'  # not JSON: the array never closes
+    answer = sender.post("/events/", content=body)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+    processor.drain()
+    (error,) = fetch_all(admin, "/errors/")
+    detail = admin.get(f"/errors/{error['id']}/").json()
+    assert detail["reason"] == "invalid_json"
+    assert detail["details"]["payload_bytes"] == len(body)
+    kept = detail["payload"].encode()
+    assert len(kept) <= settings.max_error_payload_bytes and body.startswith(kept)

@@ -370,8 +370,9 @@ class Ingest:
             app_id = await self._application(body_key, client)
 
         if rejection is not None:
-            kept = body[: settings.max_error_payload_bytes]
-            await self._publish(rejected_message(app_id, received_at, kept, str(rejection)))
+            # Queued whole, like any accepted body: the error record keeps a bounded prefix
+            # and the body's size.
+            await self._publish(rejected_message(app_id, received_at, body, str(rejection)))
             raise ApiError(400, "invalid_json", str(rejection))
         if len(client_ids) > settings.max_events_per_request:
             raise ApiError(
