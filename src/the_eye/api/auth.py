@@ -13,7 +13,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection, Engine
 
-from the_eye.api.limits import too_many_requests
+from the_eye.api.limits import refuse_failing_address
 from the_eye.api.problems import ApiError
 from the_eye.api.state import state_of
 from the_eye.store.credentials import application_for_key, token_scope
@@ -131,9 +131,7 @@ def _scope(request: Request) -> str:
     client = request.client and request.client.host
     tokens = state.api_tokens
     if tokens.cached(secret) is None and not tokens.known(secret):
-        wait = state.auth_failures.wait(client)
-        if wait:
-            raise too_many_requests("Too many failed authentications from this address", wait)
+        refuse_failing_address(state.auth_failures, client)
     scope = tokens.lookup(secret)
     if scope is None:
         if state.write_keys.lookup(secret) is not None:

@@ -102,3 +102,10 @@ def too_many_requests(message: str, wait: float) -> ApiError:
         f"{message}; retry in {seconds} s.",
         headers={"Retry-After": str(seconds)},
     )
+
+
+def refuse_failing_address(auth_failures: RateLimiter, client: str | None) -> None:
+    """Refuse (`429`) an address whose failed authentications are past their budget."""
+    wait = auth_failures.wait(client)
+    if wait:
+        raise too_many_requests("Too many failed authentications from this address", wait)

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from the_eye.api.auth import CachedLookup, credential_from_header
-from the_eye.api.limits import RateLimiter, too_many_requests
+from the_eye.api.limits import RateLimiter, refuse_failing_address, too_many_requests
 from the_eye.api.openapi import ingest_operation, segment_operation
 from the_eye.api.problems import STORE_OUTAGES, ApiError, part_unavailable, unavailable
 from the_eye.api.responses import encode_json
@@ -278,17 +278,11 @@ class Ingest:
         self.any_origin = "*" in self.cors_origins
         self.body_bytes = BodyBytes(settings.max_body_bytes_in_flight)
 
-    def _may_try(self, client: str | None) -> None:
-        """Refuse an address that failed authentication past its budget (`429`)."""
-        wait = self.auth_failures.wait(client)
-        if wait:
-            raise too_many_requests("Too many failed authentications from this address", wait)
-
     async def _application(self, key: str, client: str | None) -> int:
         app_id = self.keys.cached(key)
         if app_id is None:
             if not self.keys.known(key):  # a key seen valid before may always be checked
-                self._may_try(client)
+                refuse_failing_address(self.auth_failures, client)
             if not self.keys.missed(key):
                 app_id = await run_in_threadpool(self.keys.lookup, key)
             if app_id is None:
@@ -357,7 +351,7 @@ class Ingest:
             status = body_format.too_large_status
             too_large: TooLarge = lambda: _too_large(limit, status)  # noqa: E731
         else:
-            self._may_try(client)
+            refuse_failing_address(self.auth_failures, client)
             app_id, limit = None, min(body_format.limit(settings), settings.body_key_max_bytes)
             too_large = _key_in_header_required(limit)
 
