@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,11 +16,14 @@ from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import state_of
 from the_eye.processor.schemas import SchemaInvalid
+from the_eye.services.dry_run import DEFAULT_LIMIT, MAX_LIMIT, dry_run
 from the_eye.services.schemas import register_schema
 from the_eye.store import schemas as store
 from the_eye.store.tables import AnyRow
 
 router = APIRouter(tags=["schemas"])
+
+INVALID_SCHEMA = answers({400: "`invalid_schema`: not a valid JSON Schema, with the reason."})
 
 
 class NewSchema(BaseModel):
@@ -31,6 +35,15 @@ class NewSchema(BaseModel):
         alias="schema",
         description="A JSON Schema (draft 2020-12) for the events' `data`.",
         examples=[{"type": "object", "required": ["form"]}],
+    )
+
+
+class NewSchemaDryRun(NewSchema):
+    limit: int = Field(
+        DEFAULT_LIMIT,
+        ge=1,
+        le=MAX_LIMIT,
+        description="How many of the type's newest events, and of its newest errors, to check.",
     )
 
 
@@ -51,7 +64,7 @@ def schema_json(row: AnyRow) -> dict[str, Any]:
     summary="Register a schema version for an event type",
     dependencies=[AdminAccess],
     response_model=bodies.SchemaVersion,
-    responses=answers({400: "`invalid_schema`: not a valid JSON Schema, with the reason."}),
+    responses=INVALID_SCHEMA,
 )
 def create_schema(request: Request, body: NewSchema) -> JSONBody:
     """The new version supersedes the type's previous ones at once for new events (processors
@@ -90,3 +103,25 @@ def schema_versions(request: Request, category: str, name: str) -> JSONBody:
     if not rows:
         raise ApiError(404, "not_found", f"No schema is registered for ({category!r}, {name!r}).")
     return JSONBody({"results": [schema_json(r) for r in rows], "next": None})
+
+
+@router.post(
+    "/schemas/dry-run/",
+    summary="Check a schema against an event type's newest events and errors, storing nothing",
+    dependencies=[ReadAccess],
+    response_model=bodies.SchemaDryRun,
+    responses=INVALID_SCHEMA,
+)
+def dry_run_schema(request: Request, body: NewSchemaDryRun) -> JSONBody:
+    """Runs the checks of processing with `schema` as the type's version in force over its
+    newest `limit` stored events and its newest `limit` open errors, and answers how many
+    would pass and fail, with up to 10 failures of each and their paths. It changes nothing,
+    so a read token may run it."""
+    state = state_of(request)
+    try:
+        report = dry_run(
+            state.engine, state.settings, body.category, body.name, body.json_schema, body.limit
+        )
+    except SchemaInvalid as exc:
+        raise ApiError(400, "invalid_schema", exc.message, exc.details) from None
+    return JSONBody(asdict(report))  # its fields are the answer's, by design
