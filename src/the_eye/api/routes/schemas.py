@@ -14,7 +14,7 @@ from the_eye.api.openapi import answers
 from the_eye.api.pagination import iso
 from the_eye.api.problems import ApiError
 from the_eye.api.responses import JSONBody
-from the_eye.api.state import state_of
+from the_eye.api.state import AppState, state_of
 from the_eye.processor.schemas import SchemaInvalid
 from the_eye.services.dry_run import DEFAULT_LIMIT, MAX_LIMIT, dry_run
 from the_eye.services.schemas import register_schema
@@ -58,6 +58,16 @@ def schema_json(row: AnyRow) -> dict[str, Any]:
     }
 
 
+def put_in_force(state: AppState, category: str, name: str, schema: Any) -> AnyRow:
+    """Register `schema` as the next version of (category, name) and apply it in this
+    process at once (others notice it at their next refresh); return the new row. Raises
+    SchemaInvalid, and then stores nothing. What `POST /schemas/` and the console do."""
+    with state.engine.begin() as conn:
+        row = register_schema(conn, category, name, schema)
+    state.checker.refresh(force=True)
+    return row
+
+
 @router.post(
     "/schemas/",
     status_code=201,
@@ -69,13 +79,10 @@ def schema_json(row: AnyRow) -> dict[str, Any]:
 def create_schema(request: Request, body: NewSchema) -> JSONBody:
     """The new version supersedes the type's previous ones at once for new events (processors
     notice it within a few seconds)."""
-    state = state_of(request)
     try:
-        with state.engine.begin() as conn:
-            row = register_schema(conn, body.category, body.name, body.json_schema)
+        row = put_in_force(state_of(request), body.category, body.name, body.json_schema)
     except SchemaInvalid as exc:
         raise ApiError(400, "invalid_schema", exc.message, exc.details) from None
-    state.checker.refresh(force=True)
     return JSONBody(schema_json(row), status_code=201)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from the_eye.console.pages import overview, sign_in
+from the_eye.console.pages import overview, sign_in, types
 
 # Alphabetical, one per line.
 PAGES = (
     overview,
     sign_in,
+    types,
 )
