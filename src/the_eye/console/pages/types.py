@@ -147,7 +147,6 @@ def _type_page(
             "limit": limit,
             "max_limit": MAX_LIMIT,
             "created": created if created in by_number else None,
-            "this_page": type_url(category, name),
             **(outcome or NO_OUTCOME),
         },
         status_code=status_code,
