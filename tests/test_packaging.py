@@ -256,13 +256,14 @@ def test_sdk_only_install_sends_events_that_are_stored(
 
 
 @pytest.mark.slow
-def test_the_wheel_ships_the_swagger_ui_assets(sdk_venv, tmp_path):
+def test_the_wheel_ships_the_swagger_ui_assets_and_the_browser_tracker(sdk_venv, tmp_path):
     result = run_python(
         sdk_venv / "bin" / "python",
         """
         import importlib.resources
-        assets = importlib.resources.files("the_eye.api") / "static" / "swagger-ui"
-        print(sorted(p.name for p in assets.iterdir()))
+        static = importlib.resources.files("the_eye.api") / "static"
+        for folder in ("swagger-ui", "sdk"):
+            print(sorted(p.name for p in (static / folder).iterdir()))
         """,
         env=sdk_env(),
         cwd=tmp_path,
@@ -270,3 +271,4 @@ def test_the_wheel_ships_the_swagger_ui_assets(sdk_venv, tmp_path):
     assert result.returncode == 0, result.stderr
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE"):
         assert name in result.stdout
+    assert "['eye.js', 'eye.mjs']" in result.stdout
