@@ -15,9 +15,10 @@ from typing import Protocol
 from sqlalchemy.engine import Engine
 
 from the_eye.store import credentials as store
-from the_eye.store.credentials import Application, NameTaken, Token
+from the_eye.store.credentials import SCOPES, Application, NameTaken, Token
 
 __all__ = [
+    "SCOPES",
     "Application",
     "ApplicationNotFound",
     "CredentialCaches",

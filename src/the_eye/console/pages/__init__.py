@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from the_eye.console.pages import overview, sign_in
+from the_eye.console.pages import applications, overview, sign_in, tokens
 
 # Alphabetical, one per line.
 PAGES = (
+    applications,
     overview,
     sign_in,
+    tokens,
 )
