@@ -122,8 +122,11 @@ def test_a_token_made_in_the_console_works_and_is_revoked(console, page):
     page.get_by_label("Name").fill("ci")
     page.get_by_label("Scope").select_option("read")
     page.get_by_role("button", name="Create token").click()
-    token = page.get_by_role("textbox", name="API token ci").input_value()
+    field = page.get_by_role("textbox", name="API token ci")
+    token = field.input_value()
     assert token.startswith("eye_tk_")
+    field.focus()  # without the clipboard, the whole token is selected for copying by hand
+    assert field.evaluate("f => f.value.slice(f.selectionStart, f.selectionEnd)") == token
     shoot(page, "tokens-new-token")
     with client_as(console.url, token) as ci:
         assert ci.get("/events/").status_code == 200
