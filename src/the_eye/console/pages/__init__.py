@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from the_eye.console.pages import overview, sign_in, types
+from the_eye.console.pages import applications, overview, sign_in, tokens, types
 
 # Alphabetical, one per line.
 PAGES = (
+    applications,
     overview,
     sign_in,
+    tokens,
     types,
 )
