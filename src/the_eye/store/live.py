@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -56,13 +57,9 @@ def newest_id(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
 
 
-def newest_events(conn: Connection, where: LiveFilter, after: int | None, limit: int) -> LiveRows:
-    """Up to `limit` events above id `after` that `where` matches, newest stored first."""
-    top = newest_id(conn)
-    low = after or 0
-    if where.filters:
-        low = max(low, top - LOOK_BACK)
-    stmt = sa.select(*EVENT_FIELDS).where(events.c.id > low)
+def select_newest(where: LiveFilter, above: int, limit: int) -> sa.Select[Any]:
+    """Events with an id above `above` that `where` matches, newest stored first."""
+    stmt = sa.select(*EVENT_FIELDS).where(events.c.id > above)
     # Expressions, not the bare columns: SQLite (which keeps no statistics) would otherwise
     # read a whole category through its index and sort it, rather than walk the bounded
     # range of ids. PostgreSQL picks the id range on its own.
@@ -72,7 +69,16 @@ def newest_events(conn: Connection, where: LiveFilter, after: int | None, limit:
         stmt = stmt.where(events.c.category.concat("") == where.category)
     if where.name is not None:
         stmt = stmt.where(events.c.name.concat("") == where.name)
-    rows = conn.execute(stmt.order_by(events.c.id.desc()).limit(limit + 1)).all()
+    return stmt.order_by(events.c.id.desc()).limit(limit)
+
+
+def newest_events(conn: Connection, where: LiveFilter, after: int | None, limit: int) -> LiveRows:
+    """Up to `limit` events above id `after` that `where` matches, newest stored first."""
+    top = newest_id(conn)
+    above = after or 0
+    if where.filters:
+        above = max(above, top - LOOK_BACK)
+    rows = conn.execute(select_newest(where, above, limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     newest = int(rows[0].id) if rows else max(top, after or 0)
