@@ -58,7 +58,11 @@ class Report:
         return (
             f"the-eye bench, {d.get('profile')} profile{' (quick)' if d.get('quick') else ''}: "
             f"{d.get('serve', {}).get('command')}, {self.cpu} cores, "
-            f"generator {self.generator} ({d.get('generator_detail')})"
+            + (
+                f"only {d['only']}"
+                if d.get("only")
+                else f"generator {self.generator} ({d.get('generator_detail')})"
+            )
         )
 
     def _rows(self) -> list[tuple[str, str, str, bool | None, str]]:
