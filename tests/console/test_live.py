@@ -51,7 +51,7 @@ def test_new_events_appear_without_a_reload(console, page):
 
 
 def test_pause_stops_the_updates_and_resume_picks_them_up(console, page):
-    # The page's clock is ours: polls happen exactly when the test moves time on.
+    # The page's clock is ours: the test moves it on by the time of many polls at once.
     page.clock.install()
     _open_live(page, console)
     polls: list[str] = []
@@ -62,6 +62,7 @@ def test_pause_stops_the_updates_and_resume_picks_them_up(console, page):
     pause.press("Enter")  # a keyboard user can pause
     assert pause.get_attribute("aria-pressed") == "true"
     assert "Paused" in page.get_by_role("status").inner_text()
+    polls.clear()  # the page's time still flows: a poll may have gone out before the pause
 
     _send(console.sender, make_event(session="while-paused"))
     wait_until(lambda: count_rows(console.engine, events) == 1, timeout=10)
@@ -73,7 +74,7 @@ def test_pause_stops_the_updates_and_resume_picks_them_up(console, page):
     assert pause.get_attribute("aria-pressed") == "false"
     page.clock.run_for(2_100)
     wait_until(lambda: _sessions_shown(page) == ["while-paused"], timeout=10)
-    assert len(polls) == 1 and "after=0" in polls[0]
+    assert polls and "after=0" in polls[0]  # from the newest row shown before the pause
 
 
 def test_filters_narrow_the_rows_and_the_polling(console, page, narrow_page):
