@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from the_eye.console.pages import overview, sign_in
+from the_eye.console.pages import events, overview, sessions, sign_in
 
 # Alphabetical, one per line.
 PAGES = (
+    events,
     overview,
+    sessions,
     sign_in,
 )
