@@ -122,21 +122,25 @@ def test_the_explorer_filters_by_type_time_and_application(console, page):
     assert "not valid for this list" in page.get_by_test_id("filter-problem").inner_text()
 
 
-def test_the_explorer_is_readable_at_390_pixels(console, narrow_page):
-    store_events(console, [make_event("narrow", timestamp=at(i)) for i in range(3)])
+def test_the_explorer_and_an_event_are_readable_at_390_pixels(console, narrow_page):
+    stored = store_events(console, [make_event("narrow", timestamp=at(i)) for i in range(3)])
     sign_in(narrow_page, console)
     narrow_page.goto(console.url + "/console/events/")
     assert len(shown_ids(narrow_page)) == 3
-    # The table scrolls inside its card; the page itself does not grow sideways.
+    # Tables scroll inside their card; the page itself does not grow sideways.
     assert narrow_page.evaluate("document.documentElement.scrollWidth") <= 390
     shoot(narrow_page, "events-narrow")
+    narrow_page.get_by_role("link", name=f"Event {stored[0]['id']},").click()
+    assert narrow_page.get_by_label("The event as JSON").is_visible()
+    assert narrow_page.evaluate("document.documentElement.scrollWidth") <= 390
+    shoot(narrow_page, "event-narrow")
 
 
 def test_the_event_page_shows_every_field_and_links_to_its_session_and_type(console, page):
     (event,) = store_events(console, [make_event("s-one", event_id="one", timestamp=at(0))])
     sign_in(page, console)
     page.goto(console.url + "/console/events/")
-    page.get_by_role("link", name=f"Event {event['id']}").click()
+    page.get_by_role("link", name=f"Event {event['id']},").click()
     page.wait_for_url(re.compile(rf"/console/events/{event['id']}/$"))
     for value in ("one", "web", "s-one", "page interaction", "pageview", event["timestamp"]):
         assert page.locator("dl.facts dd").get_by_text(value, exact=True).count() == 1, value
@@ -258,7 +262,7 @@ def test_what_a_sender_controls_is_shown_as_text_everywhere(console, page):
     assert page.locator("code.preview").inner_text().startswith('{"html": "<img src=x onerror=')
     shoot(page, "events-escaped")
 
-    page.get_by_role("link", name=f"Event {event['id']}").click()
+    page.get_by_role("link", name=f"Event {event['id']},").click()
     nothing_ran()
     assert json.loads(page.get_by_label("The event's data").inner_text()) == data
     assert json.loads(page.get_by_label("The event as JSON").input_value())["data"] == data
