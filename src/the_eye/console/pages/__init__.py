@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from the_eye.console.pages import applications, overview, sign_in, tokens
+from the_eye.console.pages import applications, events, overview, sessions, sign_in, tokens
 
 # Alphabetical, one per line.
 PAGES = (
     applications,
+    events,
     overview,
+    sessions,
     sign_in,
     tokens,
 )
