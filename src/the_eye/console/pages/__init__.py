@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from the_eye.console.pages import live, overview, sign_in
+from the_eye.console.pages import (
+    applications,
+    events,
+    live,
+    overview,
+    sessions,
+    sign_in,
+    tokens,
+)
 
 # Alphabetical, one per line.
 PAGES = (
+    applications,
+    events,
     live,
     overview,
+    sessions,
     sign_in,
+    tokens,
 )
