@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from the_eye.console.pages import applications, overview, sign_in, tokens, types
+from the_eye.console.pages import (
+    applications,
+    events,
+    live,
+    overview,
+    sessions,
+    sign_in,
+    tokens,
+    types,
+)
 
 # Alphabetical, one per line.
 PAGES = (
     applications,
+    events,
+    live,
     overview,
+    sessions,
     sign_in,
     tokens,
     types,
