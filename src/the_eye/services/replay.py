@@ -80,8 +80,7 @@ def sort_out(
         if isinstance(outcome, ValidEvent):
             passed.append((error, outcome.row()))
         else:
-            new = {"reason": outcome.reason, "message": outcome.message, "details": outcome.details}
-            failing.append((error, new))
+            failing.append((error, outcome.record()))
     return passed, failing, skipped
 
 

@@ -87,10 +87,18 @@ errors = sa.Table(
     # Where the error came from in an at-least-once queue (message key and position), so
     # that a message delivered twice writes its errors once. Empty for the `db` queue.
     sa.Column("delivery_key", sa.String(255), nullable=True),
+    # The raw event's own session id, category and name, when it has usable ones (null for
+    # whole-body errors), so that errors are found as events are.
+    sa.Column("session_id", sa.String(128), nullable=True),
+    sa.Column("category", sa.String(100), nullable=True),
+    sa.Column("name", sa.String(100), nullable=True),
     sa.Index("ix_errors_received_at", "received_at", "id"),
     sa.Index("ix_errors_reason_received_at", "reason", "received_at", "id"),
     # `GET /errors/?replayed=...`, newest first, without walking the other kind.
     sa.Index("ix_errors_replayed_received_at", "replayed", "received_at", "id"),
+    sa.Index("ix_errors_session_id_received_at", "session_id", "received_at", "id"),
+    sa.Index("ix_errors_category_received_at", "category", "received_at", "id"),
+    sa.Index("ix_errors_name_received_at", "name", "received_at", "id"),
     sa.Index(
         "uq_errors_delivery_key",
         "delivery_key",
