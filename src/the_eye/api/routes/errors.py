@@ -38,6 +38,9 @@ def error_json(row: AnyRow, names: dict[int, str]) -> dict[str, Any]:
         "message": row.message,
         "details": row.details,
         "event_id": row.event_id,
+        "session_id": row.session_id,
+        "category": row.category,
+        "name": row.name,
         "application": names.get(row.application_id),
         "received_at": iso(row.received_at),
         "replayed": row.replayed,
@@ -54,6 +57,9 @@ class ErrorFilters:
     received_at__gte: str | None = time_param()
     received_at__lte: str | None = time_param()
     replayed: bool | None = None
+    session: str | None = Query(None, description="The raw event's session id.")
+    category: str | None = Query(None, description="The raw event's category.")
+    name: str | None = Query(None, description="The raw event's name.")
 
     def __post_init__(self) -> None:
         # A time that does not parse is a 400 even when nothing could match (an unknown
@@ -68,6 +74,9 @@ class ErrorFilters:
             time_filter(self.received_at__gte, "received_at__gte"),
             time_filter(self.received_at__lte, "received_at__lte"),
             self.replayed,
+            self.session,
+            self.category,
+            self.name,
         )
 
 
