@@ -256,17 +256,22 @@ def test_sdk_only_install_sends_events_that_are_stored(
 
 
 @pytest.mark.slow
-def test_the_wheel_ships_the_swagger_ui_assets(sdk_venv, tmp_path):
+def test_the_wheel_ships_the_swagger_ui_and_console_assets(sdk_venv, tmp_path):
     result = run_python(
         sdk_venv / "bin" / "python",
         """
         import importlib.resources
         assets = importlib.resources.files("the_eye.api") / "static" / "swagger-ui"
         print(sorted(p.name for p in assets.iterdir()))
+        console = importlib.resources.files("the_eye") / "console"
+        for folder in ("templates", "static", "static/vendor"):
+            print(sorted(p.name for p in (console / folder).iterdir()))
         """,
         env=sdk_env(),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE"):
+        assert name in result.stdout
+    for name in ("base.html", "console.css", "console.js", "htmx-LICENSE.txt", "uplot-LICENSE.txt"):
         assert name in result.stdout

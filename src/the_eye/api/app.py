@@ -10,11 +10,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from the_eye import __version__
+from the_eye import __version__, console
 from the_eye.api import problems
 from the_eye.api.auth import api_tokens, write_keys
 from the_eye.api.limits import AddressLimiter
@@ -55,6 +55,8 @@ _EXACT_PATHS = frozenset({"/metrics", "/openapi.json", *(f"/v1/{call}" for call 
 # version and licence are in the folder) so that `/docs/` works without internet.
 SWAGGER_UI_ASSETS = Path(__file__).parent / "static" / "swagger-ui"
 SWAGGER_UI_PREFIX = "/docs/assets/"
+# Files, served under their own names (no trailing slash added).
+_ASSET_PREFIXES = (SWAGGER_UI_PREFIX, console.STATIC_PREFIX)
 
 
 class ServeIngestFirst:
@@ -79,7 +81,7 @@ class TrailingSlash:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(SWAGGER_UI_PREFIX):
+        if scope["type"] == "http" and not scope["path"].startswith(_ASSET_PREFIXES):
             path: str = scope["path"]
             if path.endswith("/"):
                 if path[:-1] in _EXACT_PATHS:
@@ -173,6 +175,13 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.include_router(module.router)
 
     serve_docs(app)
+    console.install(app)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        """A person who opens The Eye in a browser lands on the console."""
+        return RedirectResponse(console.PREFIX, status_code=307)
+
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

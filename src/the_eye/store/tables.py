@@ -118,6 +118,23 @@ errors = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# Who is signed in to the console: the cookie's secret is stored hashed, with the API token
+# it was opened with (or a hash of `THE_EYE_ADMIN_TOKEN`), so that revoking the token, or
+# changing the admin token, closes the console sessions opened with it.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_id", sa.Integer, nullable=True),
+    sa.Column("admin_token_hash", sa.String(64), nullable=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    sa.Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
 # JSON Schemas for the `data` of one event type; the highest version of a type is the one in force.
 schemas = sa.Table(
     "schemas",

@@ -1,0 +1,11 @@
+"""The console's pages, one module per part of the console, each with its `router`."""
+
+from __future__ import annotations
+
+from the_eye.console.pages import overview, sign_in
+
+# Alphabetical, one per line.
+PAGES = (
+    overview,
+    sign_in,
+)
