@@ -135,6 +135,25 @@ console_sessions = sa.Table(
     sa.Index("ix_console_sessions_expires_at", "expires_at"),
 )
 
+# Bulk replays started from the console: run by a thread of the API process that started
+# one, and read by whichever process a progress page asks.
+replay_jobs = sa.Table(
+    "replay_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("filters", Json, nullable=False),
+    sa.Column("started_by", sa.String(100), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=True),
+    # Null until counted: the errors the filters matched when the job started.
+    sa.Column("total", sa.BigInteger, nullable=True),
+    sa.Column("replayed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("still_failing", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("skipped", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("failure", sa.Text, nullable=True),
+)
+
 # JSON Schemas for the `data` of one event type; the highest version of a type is the one in force.
 schemas = sa.Table(
     "schemas",

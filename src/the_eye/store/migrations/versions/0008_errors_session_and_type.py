@@ -1,7 +1,8 @@
-"""errors: the raw event's session id, category and name, each with an index, newest first
+"""errors: the raw event's session id, category and name, each with an index, newest first;
+replay_jobs: the progress of bulk replays started from the console
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 
 Errors already kept get them from their payload, a batch of rows at a time, as a new record
 would have them: only for per-event errors (those with an `event_id`), and only values a
@@ -14,9 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -34,9 +36,28 @@ def upgrade() -> None:
             batch_op.create_index(
                 f"ix_errors_{column}_received_at", [column, "received_at", "id"], unique=False
             )
+    op.create_table(
+        "replay_jobs",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column(
+            "filters",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("started_by", sa.String(100), nullable=False),
+        sa.Column("started_at", sa.DateTime, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+        sa.Column("finished_at", sa.DateTime, nullable=True),
+        sa.Column("total", sa.BigInteger, nullable=True),
+        sa.Column("replayed", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("still_failing", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("skipped", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("failure", sa.Text, nullable=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("replay_jobs")
     # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+) once the indexes are gone: copying the
     # table, as batch mode otherwise does on SQLite, would rebuild its partial indexes.
     with op.batch_alter_table("errors", schema=None, recreate="never") as batch_op:
