@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from the_eye.console.pages import overview, sign_in
+from the_eye.console.pages import errors, overview, sign_in
 
 # Alphabetical, one per line.
 PAGES = (
+    errors,
     overview,
     sign_in,
 )
