@@ -96,6 +96,7 @@ errors = sa.Table(
     sa.Index("ix_errors_reason_received_at", "reason", "received_at", "id"),
     # `GET /errors/?replayed=...`, newest first, without walking the other kind.
     sa.Index("ix_errors_replayed_received_at", "replayed", "received_at", "id"),
+    sa.Index("ix_errors_application_id_received_at", "application_id", "received_at", "id"),
     sa.Index("ix_errors_session_id_received_at", "session_id", "received_at", "id"),
     sa.Index("ix_errors_category_received_at", "category", "received_at", "id"),
     sa.Index("ix_errors_name_received_at", "name", "received_at", "id"),

@@ -1,4 +1,5 @@
-"""errors: the raw event's session id, category and name, each with an index, newest first;
+"""errors: the raw event's session id, category and name, each with an index, newest first (and
+one for an application's errors);
 replay_jobs: the progress of bulk replays started from the console
 
 Revision ID: 0008
@@ -23,6 +24,9 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = {"session_id": 128, "category": 100, "name": 100}
+# The errors list filters by each of these newest first; an application's errors too (a
+# rare application's would otherwise be looked for through all errors).
+INDEXED = ("application_id", *COLUMNS)
 BATCH = 1000
 
 
@@ -32,7 +36,7 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column(column, sa.String(length=length), nullable=True))
     _backfill(op.get_bind())
     with op.batch_alter_table("errors", schema=None) as batch_op:
-        for column in COLUMNS:
+        for column in INDEXED:
             batch_op.create_index(
                 f"ix_errors_{column}_received_at", [column, "received_at", "id"], unique=False
             )
@@ -61,7 +65,7 @@ def downgrade() -> None:
     # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+) once the indexes are gone: copying the
     # table, as batch mode otherwise does on SQLite, would rebuild its partial indexes.
     with op.batch_alter_table("errors", schema=None, recreate="never") as batch_op:
-        for column in COLUMNS:
+        for column in INDEXED:
             batch_op.drop_index(f"ix_errors_{column}_received_at")
         for column in COLUMNS:
             batch_op.drop_column(column)
