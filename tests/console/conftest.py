@@ -6,7 +6,6 @@ Screenshots go to `build/screenshots/console-<name>.png` for a person to look at
 
 from __future__ import annotations
 
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ from the_eye.processor.worker import Processor
 from the_eye.store.credentials import create_application, create_token
 from the_eye.store.engine import create_engine
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 
@@ -78,19 +76,11 @@ def console(empty_store_url) -> Iterator[Console]:
         engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("needs Chromium (.ci/run installs Debian's)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )
-        yield chromium
-        chromium.close()
+@pytest.fixture(scope="module")
+def browser(chromium_browser):
+    """The shared headless Chromium (`chromium_browser`: one per module, so that Playwright's
+    event loop is gone before tests that run their own)."""
+    return chromium_browser
 
 
 def _page(browser, width: int, height: int):

@@ -26,16 +26,16 @@ from the_eye.api.routes import (
     ingest,
     operations,
     schemas,
+    sdk,
     sessions,
     stats,
     tokens,
 )
-from the_eye.api.routes.ingest import INGEST_PATHS, Ingest
+from the_eye.api.routes.ingest import EXPOSED_HEADERS, INGEST_PATHS, SEGMENT_PATHS, Ingest
 from the_eye.api.state import AppState, app_state
 from the_eye.config import Settings, get_settings
 from the_eye.processor.checker import EventChecker
 from the_eye.queue import open_queue
-from the_eye.segment_wire import CALLS
 from the_eye.store.engine import create_engine
 
 # How `the-eye serve` runs the app under uvicorn (the benchmark's ceiling app uses the same):
@@ -48,8 +48,15 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 # Paths that are exact, without the trailing slash every other path has: Segment's calls
-# are `/v1/track`, not `/v1/track/`.
-_EXACT_PATHS = frozenset({"/metrics", "/openapi.json", *(f"/v1/{call}" for call in CALLS)})
+# are `/v1/track` (and `/v1/t`), not `/v1/track/`; files are named as files.
+_EXACT_PATHS = frozenset(
+    {
+        "/metrics",
+        "/openapi.json",
+        *SEGMENT_PATHS,
+        *(f"/sdk/{name}" for name in sdk.TRACKER_FILES),
+    }
+)
 
 # The Swagger UI's scripts, style and icon, served from the package (swagger-ui-dist, whose
 # version and licence are in the folder) so that `/docs/` works without internet.
@@ -171,6 +178,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         applications,
         tokens,
         operations,
+        sdk,
     ):
         app.include_router(module.router)
 
@@ -188,6 +196,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             allow_origins=settings.cors_origin_list,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=[EXPOSED_HEADERS],
             max_age=3600,
         )
     app.add_middleware(TrailingSlash)
