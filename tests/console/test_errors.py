@@ -169,3 +169,12 @@ def test_a_read_scope_user_sees_no_replay_and_a_forged_one_is_refused(console, p
         forged = page.request.post(console.url + path, form={"csrf_token": csrf})
         assert forged.status == 403, path
     assert fetch_all(console.api, "/errors/", replayed="false") == [error]
+
+
+def test_a_filter_that_does_not_parse_is_said_in_the_page(console, page):
+    sign_in(page, console)
+    answer = page.goto(console.url + "/console/errors/?received_at__gte=yesterday&name=pageview")
+    assert answer is not None and answer.status == 400
+    assert "ISO 8601" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Name", exact=True).input_value() == "pageview"  # kept to fix
+    assert page.get_by_role("button", name=re.compile("Replay")).count() == 0
