@@ -61,6 +61,13 @@ PROFILES = ("embedded", "production")
     show_default=True,
     help="Processor processes: `serve --processors` (embedded) or `the-eye worker`s (production).",
 )
+@click.option(
+    "--only",
+    type=click.Choice(("queries",)),
+    default=None,
+    help="queries: only seed the store and time the API queries and the console's pages "
+    "(no load, no wrk needed).",
+)
 def bench(
     profile: str,
     events: int | None,
@@ -69,11 +76,13 @@ def bench(
     json_path: Path | None,
     workers: int,
     processors: int,
+    only: str | None,
 ) -> None:
     """Start The Eye on a fresh database, load it over HTTP on 127.0.0.1, report the numbers.
 
     Measures limit_rps, single_rps/p50/p99, batch_events_per_s, e2e_events_per_s,
-    lag_p99_ms, query_session_ms, query_range_ms and rss_mb, sending the load with wrk.
+    lag_p99_ms, query_session_ms, query_range_ms, console_ms (each console page) and rss_mb,
+    sending the load with wrk.
     Every process it starts is stopped at the end, also on Ctrl-C.
     """
     database_url = queue_url = None
@@ -95,7 +104,7 @@ def bench(
                 "throwaway one."
             )
     wrk = shutil.which("wrk")
-    if wrk is None:
+    if wrk is None and only is None:
         raise click.ClickException(WRK_MISSING)
     options = BenchOptions(
         profile=profile,
@@ -107,6 +116,7 @@ def bench(
         processors=processors,
         database_url=database_url,
         queue_url=queue_url,
+        only=only,
     )
     console = Console()
     if not console.is_terminal:

@@ -25,6 +25,8 @@ class Report:
     query_session_ms: float = 0.0
     query_range_ms: float = 0.0
     rss_mb: float = 0.0
+    # Per console page: its path, and the median and p95 of its server time in ms.
+    console_ms: dict[str, dict[str, float | str]] = field(default_factory=dict)
     cpu: int = 0
     generator: str = ""
     # How the numbers were obtained: enough to rerun the same benchmark and compare.
@@ -56,11 +58,33 @@ class Report:
         return (
             f"the-eye bench, {d.get('profile')} profile{' (quick)' if d.get('quick') else ''}: "
             f"{d.get('serve', {}).get('command')}, {self.cpu} cores, "
-            f"generator {self.generator} ({d.get('generator_detail')})"
+            + (
+                f"only {d['only']}"
+                if d.get("only")
+                else f"generator {self.generator} ({d.get('generator_detail')})"
+            )
         )
 
     def _rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        return [*self._load_rows(), *self._query_rows(), *self._console_rows(), self._rss_row()]
+
+    def _console_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        rows: list[tuple[str, str, str, bool | None, str]] = []
+        for name, page in self.console_ms.items():
+            median, p95 = float(page["median"]), float(page["p95"])
+            how = f"median / p95, {page['path']}"
+            rows.append((f"console {name}", f"{median:.2f} / {p95:.2f}", "< 200", p95 < 200, how))
+        for name, path in self.details.get("console_pages_missing", {}).items():
+            rows.append((f"console {name}", "not built", "", None, f"{path} answered 404"))
+        return rows
+
+    def _rss_row(self) -> tuple[str, str, str, bool | None, str]:
+        return ("rss_mb", f"{self.rss_mb:.0f}", "< 200", self.rss_mb < 200, "peak, largest process")
+
+    def _load_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
         d = self.details
+        if d.get("only") == "queries":
+            return []
         ratio = self.single_rps / self.limit_rps if self.limit_rps else 0.0
         connections = d.get("connections")
         return [
@@ -101,6 +125,11 @@ class Report:
                 self.lag_p99_ms < 500,
                 f"{d.get('lag_probes')} probes at {d.get('lag_events_per_s', 0):,.0f} events/s",
             ),
+        ]
+
+    def _query_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        d = self.details
+        return [
             (
                 "query_session_ms",
                 f"{self.query_session_ms:.2f}",
@@ -115,5 +144,4 @@ class Report:
                 self.query_range_ms < 20,
                 "median, category + 1 h, limit 100",
             ),
-            ("rss_mb", f"{self.rss_mb:.0f}", "< 200", self.rss_mb < 200, "peak, largest process"),
         ]

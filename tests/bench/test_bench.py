@@ -112,3 +112,32 @@ def test_generated_events_pass_every_processing_check(tmp_path, events_per_body)
     }
     assert len({e["session_id"] for e in events}) > 1
     assert 150 <= bodies.mean_event_bytes <= 600
+
+
+@pytest.mark.slow
+def test_only_queries_times_the_api_queries_and_every_console_page_there_is(tmp_path):
+    path = tmp_path / "bench.json"
+    # No wrk on the PATH: timing queries sends no load.
+    done = run_bench(
+        "--quick",
+        "--only",
+        "queries",
+        "--json",
+        str(path),
+        env={"PATH": os.path.dirname(sys.executable)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(path.read_text())
+
+    assert set(ISSUE_KEYS) <= set(report)  # every key kept, the load's left at zero
+    assert report["single_rps"] == 0 and report["only"] == "queries"
+    assert report["query_session_ms"] > 0 and report["query_range_ms"] > 0
+    pages = report["console_ms"]
+    assert {"overview", "live", "live_poll", "live_filtered"} <= set(pages)
+    for page in pages.values():
+        assert 0 < page["median"] <= page["p95"], page
+    # Every page of the console is either timed or listed by its path, never left out.
+    timed_or_missing = set(pages) | set(report["console_pages_missing"])
+    assert {"events", "event", "session", "errors", "error", "types", "tokens"} <= timed_or_missing
+    assert all(p.startswith("/console/") for p in report["console_pages_missing"].values())
+    assert "console overview" in done.stdout

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.helpers import LiveServer, client_as
+from tests.helpers import LiveServer, client_as, fetch_all
+from tests.processes import wait_until
 from the_eye.config import Settings
 from the_eye.processor.worker import Processor
 from the_eye.store.credentials import create_application, create_token
@@ -125,3 +126,21 @@ def shoot(page, name: str) -> Path:
     path = SCREENSHOTS / f"console-{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def store_events(console: Console, events: list[dict]) -> list[dict]:
+    """Send `events` with the console's write key and wait until the processor stored them;
+    every stored event of their sessions, as `GET /events/` shows them, oldest first."""
+    assert console.sender.post("/events/", json=events).status_code == 202
+    sessions = sorted({event["session_id"] for event in events})
+
+    def stored() -> list[dict] | None:
+        found = [
+            row
+            for session in sessions
+            for row in fetch_all(console.api, "/events/", session=session, ordering="timestamp")
+        ]
+        return found if len(found) >= len(events) else None
+
+    found = wait_until(stored, timeout=20)
+    return sorted(found, key=lambda row: (row["timestamp"], row["id"]))

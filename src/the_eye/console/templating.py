@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import jinja2
 from fastapi import Request
@@ -19,6 +20,7 @@ from the_eye.api.pagination import iso
 from the_eye.console.auth import CSRF_FIELD, ConsoleUser
 
 TEMPLATES = Path(__file__).parent / "templates"
+SESSIONS_PATH = "/console/sessions/"
 
 # Scripts and styles from the console's own folder only: a sender's `<script>` or
 # `onerror=` that escaping missed would still not run. uPlot sizes its canvas with inline
@@ -51,8 +53,32 @@ def when(value: datetime | None) -> str:
     return iso(value) or "-"
 
 
+PREVIEW_CHARACTERS = 120
+
+
+def data_preview(value: Any) -> str:
+    """`value` as one line of JSON, cut to a table cell's width (the template escapes it)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if len(text) <= PREVIEW_CHARACTERS:
+        return text
+    return text[: PREVIEW_CHARACTERS - 1] + "…"
+
+
+def session_url(session_id: str, **params: str) -> str:
+    """The console page of a session, with `params` in its query. The id is one path
+    segment with every reserved character escaped (ids may hold `/`, `?`, `#` or `%`); the
+    ids a path cannot carry (`.` and `..`, which browsers resolve away, and line breaks)
+    go in the query instead."""
+    if session_id in (".", "..") or "\n" in session_id:
+        return f"{SESSIONS_PATH}?{urlencode({'id': session_id, **params})}"
+    query = f"?{urlencode(params)}" if params else ""
+    return f"{SESSIONS_PATH}{quote(session_id, safe='')}/{query}"
+
+
 templates.env.filters["pretty_json"] = pretty_json
 templates.env.filters["when"] = when
+templates.env.filters["data_preview"] = data_preview
+templates.env.globals["session_url"] = session_url
 templates.env.globals["version"] = __version__
 templates.env.globals["csrf_field_name"] = CSRF_FIELD
 

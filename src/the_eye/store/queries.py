@@ -193,17 +193,5 @@ def get_error(conn: Connection, error_id: int) -> AnyRow | None:
     return conn.execute(sa.select(errors).where(errors.c.id == error_id)).first()
 
 
-def list_applications(conn: Connection) -> Sequence[AnyRow]:
-    return conn.execute(
-        sa.select(
-            applications.c.id,
-            applications.c.name,
-            applications.c.active,
-            applications.c.created_at,
-            applications.c.strict,
-        ).order_by(applications.c.id)
-    ).all()
-
-
 def counter_values(conn: Connection) -> dict[str, int]:
     return dict(conn.execute(sa.select(counters.c.name, counters.c.value)).all())

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from the_eye.console.pages import errors, overview, sign_in
+from the_eye.console.pages import (
+    applications,
+    errors,
+    events,
+    live,
+    overview,
+    sessions,
+    sign_in,
+    tokens,
+)
 
 # Alphabetical, one per line.
 PAGES = (
+    applications,
     errors,
+    events,
+    live,
     overview,
+    sessions,
     sign_in,
+    tokens,
 )

@@ -99,7 +99,8 @@ def error_list(request: Request, user: ConsoleUser = Viewer) -> HTMLResponse:
     except (FilterProblem, ApiError) as exc:
         values, problem = dict(request.query_params), str(exc)
     with state.engine.connect() as conn:
-        context["applications"] = [row.name for row in queries.list_applications(conn)]
+        names = queries.application_names(conn)
+        context["applications"] = sorted(names.values())
         if problem is None:
             where = filters.resolve(conn)
             if where is not None:
@@ -110,7 +111,6 @@ def error_list(request: Request, user: ConsoleUser = Viewer) -> HTMLResponse:
                     after,
                     PAGE_SIZE,
                 )
-                names = queries.application_names(conn)
                 context["rows"] = [_listed(row, names) for row in rows]
                 if position is not None:
                     cursor = encode_cursor(queries.ERRORS_NEWEST_FIRST, position)

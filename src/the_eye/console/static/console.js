@@ -13,6 +13,13 @@
     }
   }, true);
 
+  // A secret's field selects all of itself when focused, for copying by hand where the
+  // clipboard is out of reach (a page served over plain HTTP to another machine).
+  document.addEventListener("focusin", function (event) {
+    var input = event.target;
+    if (input.matches && input.matches(".secret input")) input.select();
+  });
+
   // A button with data-copy="<input id>" copies that input's value (a key shown once).
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("button[data-copy]");
