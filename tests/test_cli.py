@@ -97,17 +97,19 @@ def test_errors_replay_stores_what_a_new_schema_version_accepts_with_a_progress_
     the_eye(process_env, "schemas", "load", str(schemas_dir))
     processor.checker.refresh(force=True)
     batch = [make_event(event_id=f"e-{i}", data={"host": "h"}) for i in range(1200)]
+    batch += [make_event("other", event_id=f"o-{i}", data={"host": "h"}) for i in range(5)]
     assert sender.post("/events/", json=batch).status_code == 202
     processor.drain()
-    assert count_rows(engine, errors, errors.c.reason == "schema_violation") == 1200
+    assert count_rows(engine, errors, errors.c.reason == "schema_violation") == 1205
 
     write_schema_file(pageview, {"type": "object"})
     the_eye(process_env, "schemas", "load", str(schemas_dir))
-    replay = ("errors", "replay", "--reason", "schema_violation")
+    replay = ("errors", "replay", "--reason", "schema_violation", "--session", "s-1")
     out = the_eye({**process_env, "COLUMNS": "100"}, *replay)
     assert "replayed: 1200, still failing: 0, skipped: 0" in out
     assert "1200/1200" in out  # the progress bar's last state
     assert count_rows(engine, events) == 1200
+    assert count_rows(engine, errors, ~errors.c.replayed, errors.c.session_id == "other") == 5
 
 
 def test_schemas_dry_run_prints_the_counts_and_exits_1_when_some_would_fail(

@@ -391,6 +391,9 @@ def errors() -> None:
 @errors.command("replay")
 @click.option("--reason", help="Only errors with this reason (e.g. schema_violation).")
 @click.option("--application", help="Only errors of this application (its name).")
+@click.option("--session", help="Only errors whose raw event has this session id.")
+@click.option("--category", help="Only errors whose raw event has this category.")
+@click.option("--name", help="Only errors whose raw event has this name.")
 @click.option("--received-at-gte", help="Only errors received at or after (ISO 8601).")
 @click.option("--received-at-lte", help="Only errors received at or before (ISO 8601).")
 @click.option(
@@ -400,6 +403,9 @@ def errors() -> None:
 def errors_replay(
     reason: str | None,
     application: str | None,
+    session: str | None,
+    category: str | None,
+    name: str | None,
     received_at_gte: str | None,
     received_at_lte: str | None,
     replayed: bool | None,
@@ -431,6 +437,9 @@ def errors_replay(
             _time_option(received_at_gte, "--received-at-gte"),
             _time_option(received_at_lte, "--received-at-lte"),
             replayed,
+            session,
+            category,
+            name,
         )
         with engine.connect() as conn:
             total = queries.count_errors(conn, where)

@@ -8,11 +8,11 @@ force (an `EventChecker` with the settings' limits and a `CandidateSchema`), ove
 - the newest `limit` stored events of the type (by timestamp, through the same indexed
   query as `GET /events/?category=&name=`), each as the raw event it stands for, judged
   against the time The Eye first received it, as an edit is;
-- the newest `limit` open errors of the type (not replayed, holding one event), judged as a
+- the newest `limit` open errors of the type (not replayed; by the category and name kept
+  from their raw event, through the same indexed query as `GET /errors/`), judged as a
   replay judges them: one that would pass is one a replay under the candidate would store.
   Errors whose kept payload was cut short cannot be read back and are left out, as replay
-  skips them. The type of an error is read from its kept raw event, among the newest
-  `ERRORS_SCANNED_PER_LIMIT * limit` open errors.
+  skips them.
 
 The work is bounded by `limit` (at most `MAX_LIMIT`); up to `MAX_EXAMPLES` failures of each
 kind are kept, newest first, with the reason, the JSON path at fault and the message a real
@@ -21,11 +21,10 @@ error record would carry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from sqlalchemy.engine import Connection, Engine
 
 from the_eye.config import Settings
@@ -43,10 +42,6 @@ __all__ = ["MAX_LIMIT", "DryRunReport", "Failure", "Tally", "dry_run"]
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 MAX_EXAMPLES = 10
-ERRORS_SCANNED_PER_LIMIT = 10
-_ERROR_PAGE = 500
-
-_decode = msgspec.json.decode
 
 
 @dataclass(slots=True, frozen=True)
@@ -148,34 +143,16 @@ def _judge_events(rows: Iterable[AnyRow], checker: EventChecker, tally: Tally) -
             tally.passed()
 
 
-def _newest_errors(conn: Connection, category: str, name: str, limit: int) -> list[AnyRow]:
-    """The newest `limit` open errors whose kept raw event is of (category, name), found
-    among the newest `ERRORS_SCANNED_PER_LIMIT * limit` open errors holding one event."""
-    stmt = (
-        queries.select_errors(queries.ErrorFilter(replayed=False))
-        .add_columns(errors.c.payload)
-        .where(errors.c.event_id.is_not(None), errors.c.application_id.is_not(None))
-    )
-    found: list[AnyRow] = []
-    after, scanned = None, 0
-    while len(found) < limit and scanned < ERRORS_SCANNED_PER_LIMIT * limit:
-        rows, after = queries.page(conn, stmt, queries.ERRORS_NEWEST_FIRST, after, _ERROR_PAGE)
-        scanned += len(rows)
-        found.extend(row for row in rows if _type_of(row.payload) == (category, name))
-        if after is None:
-            break
-    return found[:limit]
+def _newest_errors(conn: Connection, category: str, name: str, limit: int) -> Sequence[AnyRow]:
+    """The newest `limit` open errors of (category, name), with their payloads, through the
+    same indexed query as `GET /errors/?category=&name=&replayed=false`."""
+    where = queries.ErrorFilter(replayed=False, category=category, name=name)
+    stmt = queries.select_errors(where).add_columns(errors.c.payload)
+    rows, _ = queries.page(conn, stmt, queries.ERRORS_NEWEST_FIRST, None, limit)
+    return rows
 
 
-def _type_of(payload: str) -> tuple[Any, Any] | None:
-    try:
-        raw = _decode(payload)
-    except msgspec.DecodeError:
-        return None
-    return (raw.get("category"), raw.get("name")) if isinstance(raw, dict) else None
-
-
-def _judge_errors(rows: list[AnyRow], checker: EventChecker, tally: Tally) -> None:
+def _judge_errors(rows: Sequence[AnyRow], checker: EventChecker, tally: Tally) -> None:
     passed, failing, _ = sort_out(rows, checker)  # unreadable payloads are left out
     outcomes = {error.id: new for error, new in failing}
     passing = {error.id for error, _ in passed}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from the_eye.console.pages import (
     applications,
+    errors,
     events,
     live,
     overview,
@@ -16,6 +17,7 @@ from the_eye.console.pages import (
 # Alphabetical, one per line.
 PAGES = (
     applications,
+    errors,
     events,
     live,
     overview,
