@@ -57,6 +57,9 @@ def seed_errors(settings: Settings, n: int, batch: int = 5000) -> None:
                     "details": None,
                     "payload": msgspec.json.encode(raw).decode(),
                     "received_at": START + timedelta(seconds=i),
+                    "session_id": raw["session_id"],
+                    "category": category,
+                    "name": name,
                 }
             )
         with engine.begin() as conn:
