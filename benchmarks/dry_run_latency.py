@@ -1,19 +1,17 @@
-"""How fast the console's event-type pages and the schema dry run answer over a big store.
+"""How long a schema dry run takes over a big store.
 
 Seeds a fresh SQLite (or THE_EYE_DATABASE_URL) store with N events through the store layer
-(as `stats_latency.py` does) and M error records of the same types, signs in to the console
-with the admin token, and times, in process through the real application (FastAPI's test
-client: routing, session, CSRF, templates), the list of types, one type's page, and dry runs
-of a schema over the newest 1,000 and 10,000 events and errors of one type.
+(as `stats_latency.py` does) and M error records of the same types, then times
+`POST /schemas/dry-run/` in process through the real application (FastAPI's test client)
+over the newest 1,000 and 10,000 events and errors of one type. (The console's pages are
+timed by `the-eye bench --only queries`.)
 
-    .venv/bin/python benchmarks/console_types_latency.py --events 1000000
+    .venv/bin/python benchmarks/dry_run_latency.py --events 1000000
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -67,20 +65,6 @@ def seed_errors(settings: Settings, n: int, batch: int = 5000) -> None:
     engine.dispose()
 
 
-def signed_in(client: TestClient, token: str) -> str:
-    """Sign `client` in to the console; return the session's CSRF token."""
-    form = client.get("/console/sign-in/").text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
-    assert csrf is not None
-    answer = client.post(
-        "/console/sign-in/", data={"token": token, "csrf_token": csrf.group(1), "next": "/console/"}
-    )
-    assert answer.status_code == 200, answer.text
-    session_csrf = re.search(r'name="csrf_token" value="([^"]+)"', answer.text)
-    assert session_csrf is not None
-    return session_csrf.group(1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -92,44 +76,28 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        settings = Settings(database_url=url, admin_token="bench-admin-token", _env_file=None)
-        seed(settings, args.events, args.days)
+        settings = Settings(database_url=url, _env_file=None)
+        token = seed(settings, args.events, args.days)
         seed_errors(settings, args.errors)
         print(f"seeded {args.errors:,} errors")
-        type_page = "/console/types/schema/?category=page+interaction&name=pageview"
         print(
-            f"\nconsole over {args.events:,} events, {args.errors:,} errors "
+            f"\nPOST /schemas/dry-run/ over {args.events:,} events, {args.errors:,} errors "
             f"({args.repeat} runs, ms)"
         )
-        print(f"{'request':48} {'median':>8} {'p95':>8}")
+        print(f"{'limit':48} {'median':>8} {'p95':>8}")
         with TestClient(create_app(settings)) as client:
-            csrf = signed_in(client, "bench-admin-token")
+            headers = {"Authorization": f"Bearer {token}"}
+            body = {"category": "page interaction", "name": "pageview", "schema": SCHEMA}
+            for limit in (1000, 10_000):
 
-            def get(path: str) -> None:
-                answer = client.get(path)
-                assert answer.status_code == 200, answer.text
+                def dry_run(limit: int = limit) -> None:
+                    answer = client.post(
+                        "/schemas/dry-run/", json={**body, "limit": limit}, headers=headers
+                    )
+                    assert answer.status_code == 200, answer.text
 
-            def dry_run(limit: int) -> None:
-                answer = client.post(
-                    "/console/types/schema/dry-run/",
-                    data={
-                        "category": "page interaction",
-                        "name": "pageview",
-                        "draft": json.dumps(SCHEMA),
-                        "limit": str(limit),
-                    },
-                    headers={"X-CSRF-Token": csrf, "HX-Request": "true"},
-                )
-                assert answer.status_code == 200 and "pass" in answer.text, answer.text
-
-            for label, call in (
-                ("GET /console/types/", lambda: get("/console/types/")),
-                ("GET /console/types/schema/ (pageview)", lambda: get(type_page)),
-                ("POST dry run, N = 1,000", lambda: dry_run(1000)),
-                ("POST dry run, N = 10,000", lambda: dry_run(10_000)),
-            ):
-                median, p95 = timed(call, args.repeat)
-                print(f"{label:48} {median:8.1f} {p95:8.1f}")
+                median, p95 = timed(dry_run, args.repeat)
+                print(f"{f'{limit:,}':48} {median:8.1f} {p95:8.1f}")
 
 
 if __name__ == "__main__":
