@@ -11,14 +11,13 @@ timed by `the-eye bench --only queries`.)
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import msgspec
 from fastapi.testclient import TestClient
-from stats_latency import START, TYPES, seed, timed
+from stats_latency import START, TYPES, seed, store_arguments, timed
 
 from the_eye.api.app import create_app
 from the_eye.config import Settings
@@ -66,12 +65,8 @@ def seed_errors(settings: Settings, n: int, batch: int = 5000) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser = store_arguments(__doc__.split("\n\n")[0], repeat=10)
     parser.add_argument("--errors", type=int, default=100_000)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--database-url", help="default: a new SQLite file in a temp dir")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
