@@ -172,6 +172,10 @@ def _read_schema(draft: str) -> Any:
         return msgspec.json.decode(draft)
     except msgspec.DecodeError as exc:
         raise ValueError(f"The schema is not JSON: {exc}.") from None
+    except RecursionError:
+        raise ValueError(
+            "The schema is not JSON The Eye can read: it is nested too deeply."
+        ) from None
 
 
 def _read_limit(limit: str) -> int:
