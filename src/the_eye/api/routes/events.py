@@ -6,9 +6,11 @@ import math
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response
+from starlette.responses import StreamingResponse
 
 from the_eye.api import bodies
 from the_eye.api.auth import AdminAccess, ReadAccess
+from the_eye.api.export import FormatParam, export_answers, export_response
 from the_eye.api.openapi import answers
 from the_eye.api.pagination import (
     LIST_ANSWERS,
@@ -23,8 +25,9 @@ from the_eye.api.pagination import (
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import state_of
+from the_eye.export.formats import EVENT_COLUMNS, Format
 from the_eye.services import corrections
-from the_eye.store import queries
+from the_eye.store import exports, queries
 from the_eye.store.tables import AnyRow
 
 router = APIRouter(tags=["events"], dependencies=[ReadAccess])
@@ -107,8 +110,48 @@ def list_events(
     )
 
 
+@router.get(
+    "/events/export/",
+    summary="Export events",
+    response_class=StreamingResponse,
+    responses=export_answers("event"),
+)
+def export_events(
+    request: Request,
+    session: str | None = Query(None, description="Session id."),
+    category: str | None = None,
+    name: str | None = None,
+    application: str | None = Query(None, description="Application name."),
+    timestamp__gte: str | None = time_param(),
+    timestamp__lte: str | None = time_param(),
+    format: Format = FormatParam,
+) -> StreamingResponse:
+    """Every event the filters of `GET /events/` match, in one streamed answer of any size,
+    oldest first (by `timestamp`, then `id`). For files a warehouse loads incrementally,
+    see `the-eye export`."""
+    gte = time_filter(timestamp__gte, "timestamp__gte")
+    lte = time_filter(timestamp__lte, "timestamp__lte")
+    return export_response(
+        request,
+        format,
+        EVENT_COLUMNS,
+        queries.EVENTS_OLDEST_FIRST,
+        application,
+        lambda conn, app_id: queries.select_events(
+            session=session,
+            category=category,
+            name=name,
+            application_id=app_id,
+            timestamp_gte=gte,
+            timestamp_lte=lte,
+        ).with_only_columns(*exports.event_columns(conn)),
+        "events",
+    )
+
+
 # The path names the row `id`, not the client's `event_id`: links from a list's `id` fit it.
-@router.get("/events/{id}/", summary="One event", response_model=bodies.Event)
+# `:int`, so that `/events/export/` is never taken for an id.
+@router.get("/events/{id:int}/", summary="One event", response_model=bodies.Event)
 def get_event(request: Request, id: RowId) -> JSONBody:
     with state_of(request).engine.connect() as conn:
         row = queries.get_event(conn, id)
@@ -180,7 +223,7 @@ def _holds_non_finite(value: Any) -> bool:
 
 
 @router.patch(
-    "/events/{id}/",
+    "/events/{id:int}/",
     summary="Change some fields of an event",
     dependencies=[AdminAccess],
     response_model=bodies.Event,
@@ -194,7 +237,7 @@ def patch_event(request: Request, id: RowId, body: Any = EditBody(EDIT_EXAMPLE))
 
 
 @router.put(
-    "/events/{id}/",
+    "/events/{id:int}/",
     summary="Replace an event",
     dependencies=[AdminAccess],
     response_model=bodies.Event,
@@ -206,7 +249,7 @@ def put_event(request: Request, id: RowId, body: Any = EditBody(PUT_EXAMPLE)) ->
 
 
 @router.delete(
-    "/events/{id}/", status_code=204, summary="Delete an event", dependencies=[AdminAccess]
+    "/events/{id:int}/", status_code=204, summary="Delete an event", dependencies=[AdminAccess]
 )
 def delete_event(request: Request, id: RowId) -> Response:
     try:
