@@ -36,7 +36,8 @@ from the_eye.extras import MissingExtra, install_hint
 from the_eye.store import queries
 from the_eye.store.exports import parse_time_text
 
-PAGE = 5000
+# Rows read, encoded and sent at a time: what the server holds of an export.
+PAGE = 1000
 
 FormatParam = Query(
     "ndjson",

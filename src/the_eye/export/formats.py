@@ -107,17 +107,13 @@ class NdjsonEncoder:
         return value
 
     def encode(self, rows: Sequence[Row]) -> bytes:
-        out = bytearray()
-        names, kinds, encode = self._names, self._kinds, self._encoder.encode
-        for row in rows:
-            out += encode(
-                {
-                    name: self._value(kind, value)
-                    for name, kind, value in zip(names, kinds, row, strict=True)
-                }
-            )
-            out += b"\n"
-        return bytes(out)
+        names, kinds, encode, value = self._names, self._kinds, self._encoder.encode, self._value
+        lines = [
+            encode({n: value(k, v) for n, k, v in zip(names, kinds, row, strict=True)})
+            for row in rows
+        ]
+        lines.append(b"")
+        return b"\n".join(lines)
 
     def footer(self) -> bytes:
         return b""
