@@ -61,6 +61,15 @@ PROFILES = ("embedded", "production")
     show_default=True,
     help="Processor processes: `serve --processors` (embedded) or `the-eye worker`s (production).",
 )
+@click.option(
+    "--export",
+    "export",
+    type=click.Choice(["no", "with", "only"]),
+    default="no",
+    show_default=True,
+    help="Also measure the Parquet export of the stored events (`with`), or only that "
+    "(`only`: no server, no wrk).",
+)
 def bench(
     profile: str,
     events: int | None,
@@ -69,11 +78,13 @@ def bench(
     json_path: Path | None,
     workers: int,
     processors: int,
+    export: str,
 ) -> None:
     """Start The Eye on a fresh database, load it over HTTP on 127.0.0.1, report the numbers.
 
     Measures limit_rps, single_rps/p50/p99, batch_events_per_s, e2e_events_per_s,
-    lag_p99_ms, query_session_ms, query_range_ms and rss_mb, sending the load with wrk.
+    lag_p99_ms, query_session_ms, query_range_ms and rss_mb, sending the load with wrk;
+    with --export, export_events_per_s and export_rss_mb too.
     Every process it starts is stopped at the end, also on Ctrl-C.
     """
     database_url = queue_url = None
@@ -95,18 +106,19 @@ def bench(
                 "throwaway one."
             )
     wrk = shutil.which("wrk")
-    if wrk is None:
+    if wrk is None and export != "only":
         raise click.ClickException(WRK_MISSING)
     options = BenchOptions(
         profile=profile,
         quick=quick,
         e2e_events=events or (30_000 if quick else 200_000),
         store_events=store_events or (100_000 if quick else 1_000_000),
-        wrk=wrk,
+        wrk=wrk or "",
         workers=workers,
         processors=processors,
         database_url=database_url,
         queue_url=queue_url,
+        export=export,
     )
     console = Console()
     if not console.is_terminal:

@@ -25,6 +25,9 @@ class Report:
     query_session_ms: float = 0.0
     query_range_ms: float = 0.0
     rss_mb: float = 0.0
+    # The Parquet export of the stored events (`--export`); None when not measured.
+    export_events_per_s: float | None = None
+    export_rss_mb: float | None = None
     cpu: int = 0
     generator: str = ""
     # How the numbers were obtained: enough to rerun the same benchmark and compare.
@@ -60,6 +63,28 @@ class Report:
         )
 
     def _rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        rows = [] if self.details.get("export_only") else self._http_rows()
+        if self.export_events_per_s is not None and self.export_rss_mb is not None:
+            events = self.details.get("export_events", 0)
+            rows += [
+                (
+                    "export_events_per_s",
+                    f"{self.export_events_per_s:,.0f}",
+                    ">= 200,000",
+                    self.export_events_per_s >= 200_000,
+                    f"{events:,} stored events to Parquet",
+                ),
+                (
+                    "export_rss_mb",
+                    f"{self.export_rss_mb:.0f}",
+                    "< 300",
+                    self.export_rss_mb < 300,
+                    "peak, the export's process",
+                ),
+            ]
+        return rows
+
+    def _http_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
         d = self.details
         ratio = self.single_rps / self.limit_rps if self.limit_rps else 0.0
         connections = d.get("connections")

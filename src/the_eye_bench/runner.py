@@ -22,6 +22,7 @@ from the_eye.config import Settings
 from the_eye.store.engine import create_engine
 from the_eye.store.migrate import migrate
 from the_eye.timestamps import utcnow
+from the_eye_bench.export import measure_export
 from the_eye_bench.lag import LagPlan, LagResult, measure_lag
 from the_eye_bench.launch import eye_env, limit_app_command, serve_command, serve_details
 from the_eye_bench.metrics import Counters, read_counters
@@ -62,6 +63,8 @@ class BenchOptions:
     database_url: str | None = None
     queue_url: str | None = None
     host: str = "127.0.0.1"
+    # "with": also the Parquet export of the stored events; "only": that alone.
+    export: str = "no"
 
     @property
     def load_seconds(self) -> float:
@@ -109,8 +112,14 @@ class BenchRun:
             database_url = options.database_url or f"sqlite:///{work / 'bench.db'}"
             queue_url = options.queue_url or "db"
 
-            self.progress.phase("writing request bodies")
             now = utcnow()
+            if options.export == "only":  # no server, no load: the store and its export
+                self._export(database_url, work, self._seed(stack, database_url, queue_url, now))
+                report.details["export_only"] = True
+                report.details["duration_s"] = round(time.perf_counter() - started, 1)
+                return report
+
+            self.progress.phase("writing request bodies")
             single = write_bodies(work / "single.txt", 20_000, 1, now, seed=1)
             batch = write_bodies(work / "batch.txt", 400, BATCH_EVENTS, now, seed=2)
             steady = write_bodies(work / "steady.txt", 1_000, STEADY_EVENTS_PER_BODY, now, seed=4)
@@ -126,6 +135,8 @@ class BenchRun:
             servers = self._start_eye(stack, work, database_url, queue_url)
             base = read_counters(options.host, self.port)
             queries = self._queries(seeded)
+            if options.export == "with":
+                self._export(database_url, work, seeded)
             failed = {"single": self._single(wrk, single, base)}
             e2e, failed["batch"] = self._e2e(wrk, batch)
             lag = self._lag(wrk, steady, base)
@@ -138,6 +149,7 @@ class BenchRun:
             self.progress.phase("stopping The Eye")
 
             report.details = {
+                **report.details,
                 "profile": options.profile,
                 "quick": options.quick,
                 "generator_detail": wrk.detail,
@@ -178,6 +190,25 @@ class BenchRun:
         )
         report.query_session_ms, report.query_range_ms = queries.session_ms, queries.range_ms
         return queries
+
+    def _export(self, database_url: str, work: Path, seeded: SeededStore) -> None:
+        """The Parquet export of every stored event, in a process of its own."""
+        self.progress.phase(f"export: {seeded.events:,} stored events to Parquet")
+        result = measure_export(database_url, work / "export")
+        self.report.export_events_per_s = result.events_per_s
+        self.report.export_rss_mb = result.peak_rss_mb
+        self.report.details.update(
+            {
+                "profile": self.options.profile,
+                "quick": self.options.quick,
+                "store_events": seeded.events,
+                "export_events": result.events,
+                "export_seconds": round(result.seconds, 2),
+                "export_files": result.files,
+                "export_method": "the_eye.export.incremental.export_events, parquet, "
+                "first run over the whole store, in a process of its own (ru_maxrss)",
+            }
+        )
 
     def _single(self, wrk: Wrk, single: BodyFile, base: Counters) -> int:
         """One event per request as fast as it is answered; returns the failed requests."""

@@ -112,3 +112,27 @@ def test_generated_events_pass_every_processing_check(tmp_path, events_per_body)
     }
     assert len({e["session_id"] for e in events}) > 1
     assert 150 <= bodies.mean_event_bytes <= 600
+
+
+@pytest.mark.slow
+def test_export_only_bench_reports_the_parquet_export_of_the_store(tmp_path):
+    # No server and no load: wrk is not needed.
+    path = tmp_path / "bench.json"
+    done = run_bench(
+        "--export",
+        "only",
+        "--store-events",
+        "3000",
+        "--json",
+        str(path),
+        env={"PATH": os.path.dirname(sys.executable)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(path.read_text())
+    assert set(ISSUE_KEYS) <= set(report)
+    assert report["export_events"] == report["store_events"] == 3000
+    assert report["export_events_per_s"] > 0
+    assert 0 < report["export_rss_mb"] < 1000
+    assert report["export_files"] >= 1
+    assert "export_events_per_s" in done.stdout
+    assert "single_rps" not in done.stdout

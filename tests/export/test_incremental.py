@@ -214,12 +214,14 @@ def test_an_event_committed_late_with_a_lower_id_is_not_skipped(store, tmp_path)
     outcome: dict = {}
     export = threading.Thread(target=lambda: outcome.update(report=export_events(store, tmp_path)))
     export.start()
-    if store.dialect.name == "postgresql":
-        # The export waits for the open transaction rather than read past it.
-        wait_until(lambda: _waiting_for_a_lock(store), timeout=10)
-        transaction.commit()
-    late.close()
-    export.join(30)
+    try:
+        if store.dialect.name == "postgresql":
+            # The export waits for the open transaction rather than read past it.
+            wait_until(lambda: _waiting_for_a_lock(store), timeout=10)
+            transaction.commit()
+    finally:
+        late.close()  # rolls back what a failure left open
+        export.join(30)
     assert sorted(_exported_ids(tmp_path)) == _stored_ids(store)
     assert outcome["report"].exported == len(_stored_ids(store))
 
