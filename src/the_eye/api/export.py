@@ -113,10 +113,7 @@ def export_response(
                 stmt = select(conn, app_id)
                 if after is not None:
                     stmt = stmt.where(keyset.after(*after))
-                rows = [
-                    tuple(row)
-                    for row in conn.execute(stmt.order_by(*keyset.order_by()).limit(PAGE))
-                ]
+                rows = conn.execute(stmt.order_by(*keyset.order_by()).limit(PAGE)).all()
             if rows:
                 yield out.encode(rows)
             if len(rows) < PAGE:

@@ -26,7 +26,8 @@ import msgspec
 from the_eye.extras import require
 
 Kind = Literal["int", "text", "json", "time", "bool"]
-Row = tuple[Any, ...]
+# A row of values in its encoder's column order: a tuple, or a result row read by position.
+Row = Sequence[Any]
 
 
 @dataclass(slots=True, frozen=True)
@@ -173,6 +174,9 @@ class _Sink:
         return data
 
 
+_REPEATING = frozenset({"session_id", "application", "category", "name", "reason"})
+
+
 class ParquetEncoder:
     def __init__(self, columns: Sequence[Column]) -> None:
         require_parquet()
@@ -196,13 +200,19 @@ class ParquetEncoder:
     def header(self) -> bytes:
         import pyarrow.parquet as pq
 
-        self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd")
+        # Dictionaries only where values repeat: building them for ids and JSON costs time
+        # and saves nothing.
+        repeating = [c.name for c in self._columns if c.name in _REPEATING]
+        self._writer = pq.ParquetWriter(
+            self._sink, self.schema, compression="zstd", use_dictionary=repeating
+        )
         return self._sink.take()
 
     def table(self, rows: Sequence[Row]) -> Any:
         """The rows as an Arrow table of this encoder's schema."""
         pa = self._pa
-        values = list(zip(*rows, strict=True)) if rows else [()] * len(self._columns)
+        # Column by column: indexing rows is several times faster than `zip(*rows)`.
+        values = [[row[i] for row in rows] for i in range(len(self._columns))]
         arrays = []
         for column, field, column_values in zip(self._columns, self.schema, values, strict=True):
             if column.kind == "time":
