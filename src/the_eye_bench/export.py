@@ -1,6 +1,6 @@
 """The Parquet export of the stored events (`the-eye export`), measured in a process of its own.
 
-The export runs in a fresh interpreter (`python -m the_eye_bench.export URL DIR`), so that its
+The export runs in a fresh interpreter (`run_export` in a `python -c`), so that its
 peak resident memory (`ru_maxrss`, read by that process as it ends) is the export's alone:
 the interpreter, SQLAlchemy, pyarrow and one chunk of events at a time. Events per second
 count the library call only, not the interpreter's start.
@@ -32,7 +32,7 @@ class ExportResult:
 def measure_export(database_url: str, directory: Path) -> ExportResult:
     """Export every stored event to `directory` (a fresh one) as Parquet, in a subprocess."""
     done = subprocess.run(
-        [sys.executable, "-m", "the_eye_bench.export", database_url, str(directory)],
+        [sys.executable, "-c", _CHILD, database_url, str(directory)],
         capture_output=True,
         text=True,
         check=False,
@@ -42,7 +42,11 @@ def measure_export(database_url: str, directory: Path) -> ExportResult:
     return ExportResult(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _main(database_url: str, directory: str) -> None:
+_CHILD = "import sys; from the_eye_bench.export import run_export; run_export(*sys.argv[1:3])"
+
+
+def run_export(database_url: str, directory: str) -> None:
+    """Export every stored event as Parquet and print the result as JSON (in the child)."""
     from the_eye.config import Settings
     from the_eye.export.incremental import export_events
     from the_eye.store.engine import create_engine
@@ -60,7 +64,3 @@ def _main(database_url: str, directory: str) -> None:
         "peak_rss_mb": peak_kib / 1024,
     }
     print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    _main(*sys.argv[1:3])

@@ -56,6 +56,9 @@ class Report:
 
     def _title(self) -> str:
         d = self.details
+        if d.get("export_only"):
+            store = f"{d.get('profile')} store"
+            return f"the-eye bench, the Parquet export alone, {store}, {self.cpu} cores"
         return (
             f"the-eye bench, {d.get('profile')} profile{' (quick)' if d.get('quick') else ''}: "
             f"{d.get('serve', {}).get('command')}, {self.cpu} cores, "

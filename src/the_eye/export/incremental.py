@@ -52,9 +52,10 @@ from the_eye.store import exports, queries
 FileFormat = Literal["parquet", "ndjson"]
 FILE_FORMATS: tuple[FileFormat, ...] = ("parquet", "ndjson")
 
-# Events read, encoded and written at a time: a Parquet row group. Fixed, since a chunk's
-# file name must mean the same events when a run is redone after a crash.
-CHUNK = 100_000
+# Events read, encoded and written at a time (a Parquet row group): what an export holds in
+# memory. Fixed, since a chunk's file name must mean the same events when a run is redone
+# after a crash.
+CHUNK = 50_000
 STAGING = "_staging"
 LOCK_FILE = ".lock"
 
@@ -190,29 +191,38 @@ class _Run:
     ) -> None:
         """Chunks of new events, each published and then saved (see the module's doc)."""
         while after < horizon.last_event_id:
-            with self.engine.connect() as conn:
-                rows = exports.new_events(conn, after, horizon.last_event_id, CHUNK, app_id)
-            if not rows:
+            last = self._export_chunk(after, horizon.last_event_id, days, app_id)
+            if last is None:
                 break
-            by_day: dict[str, list[Row]] = {}
-            for row in rows:
-                by_day.setdefault(row[_TIMESTAMP][:10], []).append(row)
-            # Days rewritten whole afterwards take their new events from the store then.
-            kept = {d: r for d, r in by_day.items() if date.fromisoformat(d) not in days}
-            name = f"part-{rows[0][_ID]:020d}.{self.extension}"
-            staged = [
-                (self._write(day_rows), self.events_dir / f"date={day}" / name)
-                for day, day_rows in kept.items()
-            ]
-            for source, target in staged:
-                target.parent.mkdir(exist_ok=True)
-                os.replace(source, target)
-            after = rows[-1][_ID]
+            after = last
             with self.engine.begin() as conn:
                 self._save(conn, after, last_change)
-            self.report.exported += sum(len(day_rows) for day_rows in kept.values())
-            self.report.files += len(staged)
             self.progress(self.report)
+
+    def _export_chunk(
+        self, after: int, upto: int, days: set[date], app_id: int | None
+    ) -> int | None:
+        """Write the next chunk of events after `after` into place; return its last id, or
+        None when there is none. (A method of its own, so that a chunk's rows are freed
+        before the next one is read: memory holds one chunk, whatever the export's size.)"""
+        with self.engine.connect() as conn:
+            rows = exports.new_events(conn, after, upto, CHUNK, app_id)
+        if not rows:
+            return None
+        by_day: dict[str, list[Row]] = {}
+        for row in rows:
+            by_day.setdefault(row[_TIMESTAMP][:10], []).append(row)
+        name = f"part-{rows[0][_ID]:020d}.{self.extension}"
+        for day, day_rows in by_day.items():
+            if date.fromisoformat(day) in days:
+                continue  # rewritten whole afterwards, its new events with it
+            target = self.events_dir / f"date={day}" / name
+            target.parent.mkdir(exist_ok=True)
+            os.replace(self._write(day_rows), target)
+            self.report.exported += len(day_rows)
+            self.report.files += 1
+        last_id: int = rows[-1][_ID]
+        return last_id
 
     def _write(self, rows: list[Row]) -> Path:
         """Write `rows` as one file in the staging directory; return its path."""
@@ -242,6 +252,7 @@ class _Run:
                 file.write(out.encode(rows))
                 count += len(rows)
                 after = (exports.parse_time_text(rows[-1][_TIMESTAMP]), rows[-1][_ID])
+                del rows  # before the next page is read: one page in memory at a time
             file.write(out.footer())
             _sync(file)
         target = self.events_dir / f"date={day.isoformat()}"
