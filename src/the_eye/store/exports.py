@@ -143,6 +143,12 @@ def new_events(
     if application_id is not None:
         # Not the bare column: SQLite would walk the (application_id, event_id) index.
         stmt = stmt.where(events.c.application_id + 0 == application_id)
+    if conn.dialect.name == "postgresql":
+        # Walk the primary key in order, always. Without statistics (a table just loaded)
+        # PostgreSQL expects a few thousand rows and sorts every remaining one instead, for
+        # each chunk: measured over 1,000,000 fresh rows, 11.8 s for the first chunk, not 0.34 s.
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            conn.exec_driver_sql(f"SET LOCAL {setting} = off")
     return _driver_rows(conn, stmt)
 
 
