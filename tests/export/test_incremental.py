@@ -269,7 +269,7 @@ def store(store_url):
 def test_a_run_killed_midway_leaves_no_partial_data_and_the_next_run_finishes_once(
     store_url, store, tmp_path
 ):
-    total = CHUNK + CHUNK // 2  # two chunks: the run is killed once the first is saved
+    total = 4 * CHUNK  # killed once the first chunk is saved, with three still to write
     generate_events(store, 1, total)
     out = tmp_path / "out"
     run = subprocess.Popen(

@@ -55,7 +55,7 @@ FILE_FORMATS: tuple[FileFormat, ...] = ("parquet", "ndjson")
 # Events read, encoded and written at a time (a Parquet row group): what an export holds in
 # memory. Fixed, since a chunk's file name must mean the same events when a run is redone
 # after a crash.
-CHUNK = 50_000
+CHUNK = 25_000
 STAGING = "_staging"
 LOCK_FILE = ".lock"
 
