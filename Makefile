@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # `make test TYPECHECK=0` runs ruff and pytest without mypy.
 TYPECHECK ?= 1
 
-.PHONY: serve test contract lint typecheck format install lock
+.PHONY: serve test contract lint typecheck format install lock sdk
 
 # Every locked distribution (all extras, dev tools included), checked against its hash, then
 # The Eye itself without touching them. Rebuilt whenever pyproject.toml or the lock changes.
@@ -54,3 +54,8 @@ lock: $(BIN)/.installed
 	$(BIN)/uv pip compile pyproject.toml --quiet --all-extras --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 	  --custom-compile-command 'make lock' $(LOCK_FLAGS) -o requirements.lock
+
+# The browser tracker served at /sdk/eye.js and /sdk/eye.mjs, built from sdk/js/src (Node only;
+# the output is committed, and a test checks it is current).
+sdk:
+	node sdk/js/build.mjs src/the_eye/api/static/sdk

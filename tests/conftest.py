@@ -21,11 +21,13 @@ from tests.helpers import (
     PG_URL,
     REDIS_URL,
     LiveServer,
+    PageServer,
+    Website,
     client_as,
     delete_stream,
     postgresql_database,
 )
-from tests.processes import the_eye_env
+from tests.processes import ServeProcess, the_eye_env
 from the_eye.config import Settings
 from the_eye.processor.worker import Processor
 from the_eye.store.credentials import create_application, create_token
@@ -118,6 +120,10 @@ def settings(request, empty_store_url) -> Iterator[Settings]:
         redis_stream=f"the-eye-test:{uuid.uuid4().hex}",
         poll_interval=0.01,
         key_cache_seconds=0.5,
+        # A shared, loaded test machine can stall any check past the default 100 ms, which
+        # would turn a schema violation into `check_budget_exceeded`; the budget's own tests
+        # set theirs.
+        schema_check_budget_ms=30_000,
         _env_file=None,
     )
     yield settings
@@ -182,6 +188,41 @@ def processor(settings) -> Iterator[Processor]:
     processor = Processor.from_settings(settings)
     yield processor
     processor.close()
+
+
+@pytest.fixture(scope="module")
+def chromium_browser():
+    """Debian's headless Chromium driven by Playwright (no browser download), reaching this
+    machine only; one per test module, so that its event loop lives no longer than it."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("needs Chromium (.ci/run installs Debian's)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=path,
+            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def website(settings, creds, process_env, tmp_path) -> Iterator[Website]:
+    """Pages served from `root` by a server of their own, and a live `the-eye serve` whose
+    THE_EYE_CORS_ORIGINS lists them. SQLite only: what a browser does is the same on every
+    backend, and browser tests are slow."""
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the browser's side is the same on every backend; run once")
+    root = tmp_path / "site"
+    root.mkdir()
+    with PageServer(root) as pages:
+        eye = ServeProcess({**process_env, "THE_EYE_CORS_ORIGINS": pages.url}).start()
+        try:
+            with client_as(eye.url, creds.admin_token) as admin:
+                yield Website(root, pages.url, eye, admin)
+        finally:
+            eye.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ clients of it, and counts read straight from the store. Fixtures live in `confte
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -11,7 +12,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -19,6 +22,7 @@ import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.engine import Engine
 
+from tests.processes import ServeProcess
 from the_eye.api.app import create_app
 from the_eye.config import Settings
 from the_eye.queue import open_queue
@@ -70,6 +74,52 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class _PageHandler(SimpleHTTPRequestHandler):
+    """Static files; a form posted to a page is answered with that page, as a site would."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.do_GET()
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class PageServer:
+    """A website on another origin than The Eye: the files of `root`, in a thread, on a free
+    port, so that browsers send to The Eye across origins (CORS) as real sites do."""
+
+    def __init__(self, root: Path) -> None:
+        handler = functools.partial(_PageHandler, directory=str(root))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> PageServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(10)
+
+
+@dataclass
+class Website:
+    """A website's folder and address, on another origin than the live The Eye it sends to,
+    and an admin client of that The Eye."""
+
+    root: Path
+    url: str
+    eye: ServeProcess
+    admin: httpx.Client
 
 
 # Made once: each client would otherwise load the certificate bundle again (tens of ms).

@@ -90,17 +90,19 @@ def test_errors_replay_stores_what_a_new_schema_version_accepts_with_a_progress_
     the_eye(process_env, "schemas", "load", str(schemas_dir))
     processor.checker.refresh(force=True)
     batch = [make_event(event_id=f"e-{i}", data={"host": "h"}) for i in range(1200)]
+    batch += [make_event("other", event_id=f"o-{i}", data={"host": "h"}) for i in range(5)]
     assert sender.post("/events/", json=batch).status_code == 202
     processor.drain()
-    assert count_rows(engine, errors, errors.c.reason == "schema_violation") == 1200
+    assert count_rows(engine, errors, errors.c.reason == "schema_violation") == 1205
 
     write_schema_file(pageview, {"type": "object"})
     the_eye(process_env, "schemas", "load", str(schemas_dir))
-    replay = ("errors", "replay", "--reason", "schema_violation")
+    replay = ("errors", "replay", "--reason", "schema_violation", "--session", "s-1")
     out = the_eye({**process_env, "COLUMNS": "100"}, *replay)
     assert "replayed: 1200, still failing: 0, skipped: 0" in out
     assert "1200/1200" in out  # the progress bar's last state
     assert count_rows(engine, events) == 1200
+    assert count_rows(engine, errors, ~errors.c.replayed, errors.c.session_id == "other") == 5
 
 
 def test_purge_removes_only_what_is_older_than_the_retention(
@@ -211,3 +213,85 @@ def test_tokens_are_listed_and_revoked_on_the_command_line(process_env):
         serve.stop()
     missing = run_the_eye(process_env, "tokens", "revoke", "999")
     assert missing.returncode != 0 and "no API token with id 999" in missing.stderr
+
+
+def listed_apps(env: dict[str, str]) -> list[list[str]]:
+    """`apps list`'s rows: id, state, mode, created, name."""
+    return [line.split("\t") for line in the_eye(env, "apps", "list").splitlines()]
+
+
+def test_apps_list_shows_state_and_mode_but_no_write_key(process_env):
+    key = the_eye(process_env, "apps", "create", "web")
+    the_eye(process_env, "apps", "create", "shop", "--strict")
+    the_eye(process_env, "apps", "revoke", "web")
+    rows = listed_apps(process_env)
+    assert [(row[1], row[2], row[4]) for row in rows] == [
+        ("revoked", "lenient", "web"),
+        ("active", "strict", "shop"),
+    ]
+    assert key not in the_eye(process_env, "apps", "list")
+
+
+def test_apps_rotate_key_by_name_refuses_the_old_key(process_env, server):
+    old_key = the_eye(process_env, "apps", "create", "web")
+    new_key = the_eye(process_env, "apps", "rotate-key", "web")
+    assert new_key.startswith("eye_wk_") and new_key != old_key
+    with client_as(server, old_key) as old, client_as(server, new_key) as new:
+        assert new.post("/events/", json=make_event()).status_code == 202
+        # The server caches keys for 0.5 s.
+        wait_until(lambda: old.post("/events/", json=make_event()).status_code == 401, timeout=5)
+
+
+def test_apps_revoke_by_id_refuses_the_key_until_a_rotation(process_env, server):
+    key = the_eye(process_env, "apps", "create", "web")
+    (app_id,) = [row[0] for row in listed_apps(process_env)]
+    assert (
+        the_eye(process_env, "apps", "revoke", app_id) == f"application 'web' (id {app_id}) revoked"
+    )
+    with client_as(server, key) as revoked:
+        assert revoked.post("/events/", json=make_event()).status_code == 401
+    new_key = the_eye(process_env, "apps", "rotate-key", app_id)
+    assert listed_apps(process_env)[0][1] == "active"
+    with client_as(server, new_key) as restored:
+        assert restored.post("/events/", json=make_event()).status_code == 202
+
+
+def test_apps_strict_switches_the_mode_by_name_or_id(process_env, engine):
+    the_eye(process_env, "apps", "create", "web")
+    (app_id,) = [row[0] for row in listed_apps(process_env)]
+
+    def strict() -> bool:
+        with engine.connect() as conn:
+            return bool(conn.execute(sa.select(applications.c.strict)).scalar_one())
+
+    assert the_eye(process_env, "apps", "strict", "web", "on") == (
+        f"application 'web' (id {app_id}) is strict"
+    )
+    assert strict()
+    the_eye(process_env, "apps", "strict", app_id, "off")
+    assert not strict()
+    assert listed_apps(process_env)[0][2] == "lenient"
+    wrong = run_the_eye(process_env, "apps", "strict", "web", "maybe")
+    assert wrong.returncode != 0 and "'on', 'off'" in wrong.stderr
+
+
+def test_an_application_named_like_an_id_is_found_by_its_name(process_env):
+    the_eye(process_env, "apps", "create", "first")
+    the_eye(process_env, "apps", "create", "1")
+    the_eye(process_env, "apps", "revoke", "1")
+    assert [(row[1], row[4]) for row in listed_apps(process_env)] == [
+        ("active", "first"),
+        ("revoked", "1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("rotate-key", "nobody"), ("revoke", "42"), ("strict", "9" * 30, "on")],
+    ids=["rotate-key", "revoke", "strict"],
+)
+def test_apps_commands_name_an_unknown_application(process_env, command):
+    missing = run_the_eye(process_env, "apps", *command)
+    assert missing.returncode != 0
+    assert f"No application is named {command[1]!r} or has that id." in missing.stderr
+    assert "Traceback" not in missing.stderr

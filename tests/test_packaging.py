@@ -256,13 +256,17 @@ def test_sdk_only_install_sends_events_that_are_stored(
 
 
 @pytest.mark.slow
-def test_the_wheel_ships_the_swagger_ui_assets(sdk_venv, tmp_path):
+def test_the_wheel_ships_the_swagger_ui_console_and_browser_tracker_assets(sdk_venv, tmp_path):
     result = run_python(
         sdk_venv / "bin" / "python",
         """
         import importlib.resources
-        assets = importlib.resources.files("the_eye.api") / "static" / "swagger-ui"
-        print(sorted(p.name for p in assets.iterdir()))
+        static = importlib.resources.files("the_eye.api") / "static"
+        for folder in ("swagger-ui", "sdk"):
+            print(sorted(p.name for p in (static / folder).iterdir()))
+        console = importlib.resources.files("the_eye") / "console"
+        for folder in ("templates", "static", "static/vendor"):
+            print(sorted(p.name for p in (console / folder).iterdir()))
         """,
         env=sdk_env(),
         cwd=tmp_path,
@@ -270,3 +274,6 @@ def test_the_wheel_ships_the_swagger_ui_assets(sdk_venv, tmp_path):
     assert result.returncode == 0, result.stderr
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE"):
         assert name in result.stdout
+    for name in ("base.html", "console.css", "console.js", "htmx-LICENSE.txt", "uplot-LICENSE.txt"):
+        assert name in result.stdout
+    assert "['eye.js', 'eye.mjs']" in result.stdout

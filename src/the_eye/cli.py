@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # imported where used, so that each command loads only what i
     from rich.progress import Progress, TaskID
     from sqlalchemy.engine import Engine
 
+    from the_eye.store.credentials import Application
+
 
 def _engine() -> Engine:
     from the_eye.store.engine import create_engine
@@ -123,9 +125,23 @@ def worker() -> None:
     run_worker(settings)
 
 
+@contextmanager
+def _store() -> Iterator[Engine]:
+    """The configured store, migrated, its connections closed when the command is done."""
+    engine = _engine()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @main.group()
 def apps() -> None:
-    """Applications that send events."""
+    """Applications that send events.
+
+    APP is an application's name, or its id (see `apps list`) when no application has
+    that name. Running API processes follow a change within THE_EYE_KEY_CACHE_SECONDS.
+    """
 
 
 @apps.command("create")
@@ -133,15 +149,88 @@ def apps() -> None:
 @click.option("--strict", is_flag=True, help="Accept only event types that have a schema.")
 def apps_create(name: str, strict: bool) -> None:
     """Create an application and print its write key (shown only now)."""
-    from the_eye.store.credentials import NameTaken, create_application
+    from the_eye.services import credentials
 
-    engine = _engine()
-    try:
-        with engine.begin() as conn:
-            app = create_application(conn, name, strict)
-    except NameTaken as exc:
-        raise click.ClickException(str(exc)) from None
+    with _store() as engine:
+        try:
+            app = credentials.create_application(engine, name, strict)
+        except credentials.NameTaken as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(app.write_key)
+
+
+@apps.command("list")
+def apps_list() -> None:
+    """List applications (id, state, mode, created, name); write keys are never shown again."""
+    from the_eye.services import credentials
+
+    with _store() as engine:
+        found = credentials.list_applications(engine)
+    for app in found:
+        mode = "strict" if app.strict else "lenient"
+        _echo_row(app.id, _state(app.active), mode, app.created_at, app.name)
+
+
+def _application(engine: Engine, name_or_id: str) -> Application:
+    from the_eye.services import credentials
+
+    try:
+        return credentials.find_application(engine, name_or_id)
+    except credentials.ApplicationNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@apps.command("rotate-key")
+@click.argument("app")
+def apps_rotate_key(app: str) -> None:
+    """Give APP a new write key and print it (shown only now); the old key is refused.
+
+    A revoked application is active again with the new key.
+    """
+    from the_eye.services import credentials
+
+    with _store() as engine:
+        rotated = credentials.rotate_write_key(engine, _application(engine, app).id)
+    click.echo(rotated.write_key)
+
+
+@apps.command("revoke")
+@click.argument("app")
+def apps_revoke(app: str) -> None:
+    """Refuse APP's write key from now on (`apps rotate-key` gives it a new one)."""
+    from the_eye.services import credentials
+
+    with _store() as engine:
+        found = _application(engine, app)
+        credentials.revoke_application(engine, found.id)
+    click.echo(f"application {found.name!r} (id {found.id}) revoked")
+
+
+@apps.command("strict")
+@click.argument("app")
+@click.argument("switch", type=click.Choice(["on", "off"]))
+def apps_strict(app: str, switch: str) -> None:
+    """Switch APP's strict mode on (only event types that have a schema) or off."""
+    from the_eye.services import credentials
+
+    with _store() as engine:
+        changed = credentials.set_strict(engine, _application(engine, app).id, switch == "on")
+    mode = "strict" if changed.strict else "lenient"
+    click.echo(f"application {changed.name!r} (id {changed.id}) is {mode}")
+
+
+def _state(active: bool) -> str:
+    return "active" if active else "revoked"
+
+
+def _echo_row(*fields: object) -> None:
+    """One line of a listing: tab-separated, times to the second."""
+    click.echo(
+        "\t".join(
+            f.isoformat(sep=" ", timespec="seconds") if isinstance(f, datetime) else str(f)
+            for f in fields
+        )
+    )
 
 
 @main.group()
@@ -154,45 +243,35 @@ def tokens() -> None:
 @click.option("--scope", type=click.Choice(["read", "admin"]), default="read", show_default=True)
 def tokens_create(name: str, scope: str) -> None:
     """Create an API token and print it (shown only now)."""
-    from the_eye.store.credentials import create_token
+    from the_eye.services import credentials
 
-    engine = _engine()
-    with engine.begin() as conn:
-        click.echo(create_token(conn, name, scope))
+    with _store() as engine:
+        click.echo(credentials.issue_token(engine, name, scope).secret)
 
 
 @tokens.command("list")
 def tokens_list() -> None:
     """List API tokens (id, scope, state, created, name); secrets are never shown again."""
-    from the_eye.store.credentials import list_tokens
+    from the_eye.services import credentials
 
-    engine = _engine()
-    try:
-        with engine.connect() as conn:
-            found = list_tokens(conn)
-    finally:
-        engine.dispose()
+    with _store() as engine:
+        found = credentials.list_tokens(engine)
     for token in found:
-        state = "active" if token.active else "revoked"
-        created = token.created_at.isoformat(sep=" ", timespec="seconds")
-        click.echo(f"{token.id}\t{token.scope}\t{state}\t{created}\t{token.name}")
+        _echo_row(token.id, token.scope, _state(token.active), token.created_at, token.name)
 
 
 @tokens.command("revoke")
-@click.argument("token_id", type=click.IntRange(1))
+@click.argument("token_id", type=click.IntRange(1, 2**63 - 1))
 def tokens_revoke(token_id: int) -> None:
     """Revoke the API token TOKEN_ID (see `tokens list`); running API processes refuse it
     within THE_EYE_KEY_CACHE_SECONDS."""
-    from the_eye.store.credentials import revoke_token
+    from the_eye.services import credentials
 
-    engine = _engine()
-    try:
-        with engine.begin() as conn:
-            revoked = revoke_token(conn, token_id)
-    finally:
-        engine.dispose()
-    if not revoked:
-        raise click.ClickException(f"no API token with id {token_id}")
+    with _store() as engine:
+        try:
+            credentials.revoke_token(engine, token_id)
+        except credentials.TokenNotFound:
+            raise click.ClickException(f"no API token with id {token_id}") from None
     click.echo(f"API token {token_id} revoked")
 
 
@@ -255,6 +334,9 @@ def errors() -> None:
 @errors.command("replay")
 @click.option("--reason", help="Only errors with this reason (e.g. schema_violation).")
 @click.option("--application", help="Only errors of this application (its name).")
+@click.option("--session", help="Only errors whose raw event has this session id.")
+@click.option("--category", help="Only errors whose raw event has this category.")
+@click.option("--name", help="Only errors whose raw event has this name.")
 @click.option("--received-at-gte", help="Only errors received at or after (ISO 8601).")
 @click.option("--received-at-lte", help="Only errors received at or before (ISO 8601).")
 @click.option(
@@ -264,6 +346,9 @@ def errors() -> None:
 def errors_replay(
     reason: str | None,
     application: str | None,
+    session: str | None,
+    category: str | None,
+    name: str | None,
     received_at_gte: str | None,
     received_at_lte: str | None,
     replayed: bool | None,
@@ -295,6 +380,9 @@ def errors_replay(
             _time_option(received_at_gte, "--received-at-gte"),
             _time_option(received_at_lte, "--received-at-lte"),
             replayed,
+            session,
+            category,
+            name,
         )
         with engine.connect() as conn:
             total = queries.count_errors(conn, where)

@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         description="How often a processor records that it is alive; `/ready/` and `/metrics` "
         "count a processor silent for three times this as down.",
     )
+    console_session_hours: float = Field(
+        12.0,
+        gt=0,
+        description="How long a console sign-in lasts before the console asks for the token again.",
+    )
     key_cache_seconds: float = Field(
         2.0, description="How long a write-key lookup is cached, found or not."
     )

@@ -24,6 +24,8 @@ SERVER_MODULES = (
     "rich",
     "jsonschema",
     "re2",
+    "jinja2",
+    "python_multipart",
 )
 
 

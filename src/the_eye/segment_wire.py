@@ -1,7 +1,9 @@
 """Segment's HTTP Tracking API bodies: how they carry messages, shared by the API and processor.
 
 `/v1/batch` takes `{"batch": [messages], "context"?, "sentAt"?, "writeKey"?}`; the other calls
-(`/v1/track`, `/v1/page`, ...) take one message. A queued Segment request keeps its body as
+(`/v1/track`, `/v1/page`, ...) take one message. Segment's browser library (analytics.js)
+posts to short paths (`/v1/t`, `/v1/b`, ...): the same calls under the first letter of
+their names. A queued Segment request keeps its body as
 sent; its queue kind (`segment/<call>`) says which of the two shapes it is and, for a single
 call, the message type its path implies.
 """
@@ -19,6 +21,8 @@ BATCH = "batch"
 # The calls of the Tracking API, each a message type of its own, and `batch`, which is not.
 MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 CALLS = (BATCH, *MESSAGE_TYPES)
+# The path analytics.js posts each call to: `/v1/<first letter>`.
+SHORT_CALLS = {call[0]: call for call in CALLS}
 
 
 class MessageTooLarge(ValueError):

@@ -62,13 +62,18 @@ PROFILES = ("embedded", "production")
     help="Processor processes: `serve --processors` (embedded) or `the-eye worker`s (production).",
 )
 @click.option(
+    "--only",
+    type=click.Choice(("queries", "export")),
+    default=None,
+    help="queries: only seed the store and time the API queries and the console's pages "
+    "(no load, no wrk needed). export: only seed the store and time its Parquet export "
+    "(no server either).",
+)
+@click.option(
     "--export",
     "export",
-    type=click.Choice(["no", "with", "only"]),
-    default="no",
-    show_default=True,
-    help="Also measure the Parquet export of the stored events (`with`), or only that "
-    "(`only`: no server, no wrk).",
+    is_flag=True,
+    help="Also time the Parquet export of the seeded store (export_events_per_s, export_rss_mb).",
 )
 def bench(
     profile: str,
@@ -78,13 +83,14 @@ def bench(
     json_path: Path | None,
     workers: int,
     processors: int,
-    export: str,
+    only: str | None,
+    export: bool,
 ) -> None:
     """Start The Eye on a fresh database, load it over HTTP on 127.0.0.1, report the numbers.
 
     Measures limit_rps, single_rps/p50/p99, batch_events_per_s, e2e_events_per_s,
-    lag_p99_ms, query_session_ms, query_range_ms and rss_mb, sending the load with wrk;
-    with --export, export_events_per_s and export_rss_mb too.
+    lag_p99_ms, query_session_ms, query_range_ms, console_ms (each console page) and rss_mb,
+    sending the load with wrk.
     Every process it starts is stopped at the end, also on Ctrl-C.
     """
     database_url = queue_url = None
@@ -106,19 +112,20 @@ def bench(
                 "throwaway one."
             )
     wrk = shutil.which("wrk")
-    if wrk is None and export != "only":
+    if wrk is None and only is None:
         raise click.ClickException(WRK_MISSING)
     options = BenchOptions(
         profile=profile,
         quick=quick,
         e2e_events=events or (30_000 if quick else 200_000),
         store_events=store_events or (100_000 if quick else 1_000_000),
-        wrk=wrk or "",
+        wrk=wrk,
         workers=workers,
         processors=processors,
         database_url=database_url,
         queue_url=queue_url,
-        export=export,
+        only=only,
+        export=export or only == "export",
     )
     console = Console()
     if not console.is_terminal:

@@ -10,9 +10,16 @@ from the_eye.api.app import SERVER_OPTIONS
 from the_eye_bench.processes import the_eye_command
 
 
-def eye_env(database_url: str, queue_url: str) -> dict[str, str]:
-    """The environment of every process of The Eye we start: ours, pointed at the bench's store."""
-    return {**os.environ, "THE_EYE_DATABASE_URL": database_url, "THE_EYE_QUEUE_URL": queue_url}
+def eye_env(database_url: str, queue_url: str, admin_token: str) -> dict[str, str]:
+    """The environment of every process of The Eye we start: ours, pointed at the bench's
+    store, with an admin token of the run's own (the console's pages are timed signed in
+    with it)."""
+    return {
+        **os.environ,
+        "THE_EYE_DATABASE_URL": database_url,
+        "THE_EYE_QUEUE_URL": queue_url,
+        "THE_EYE_ADMIN_TOKEN": admin_token,
+    }
 
 
 def limit_app_command(host: str, port: int, workers: int) -> list[str]:

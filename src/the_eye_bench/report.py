@@ -25,6 +25,8 @@ class Report:
     query_session_ms: float = 0.0
     query_range_ms: float = 0.0
     rss_mb: float = 0.0
+    # Per console page: its path, and the median and p95 of its server time in ms.
+    console_ms: dict[str, dict[str, float | str]] = field(default_factory=dict)
     # The Parquet export of the stored events (`--export`); None when not measured.
     export_events_per_s: float | None = None
     export_rss_mb: float | None = None
@@ -56,39 +58,68 @@ class Report:
 
     def _title(self) -> str:
         d = self.details
-        if d.get("export_only"):
+        if d.get("only") == "export":
             store = f"{d.get('profile')} store"
             return f"the-eye bench, the Parquet export alone, {store}, {self.cpu} cores"
         return (
             f"the-eye bench, {d.get('profile')} profile{' (quick)' if d.get('quick') else ''}: "
             f"{d.get('serve', {}).get('command')}, {self.cpu} cores, "
-            f"generator {self.generator} ({d.get('generator_detail')})"
+            + (
+                f"only {d['only']}"
+                if d.get("only")
+                else f"generator {self.generator} ({d.get('generator_detail')})"
+            )
         )
 
     def _rows(self) -> list[tuple[str, str, str, bool | None, str]]:
-        rows = [] if self.details.get("export_only") else self._http_rows()
-        if self.export_events_per_s is not None and self.export_rss_mb is not None:
-            events = self.details.get("export_events", 0)
-            rows += [
-                (
-                    "export_events_per_s",
-                    f"{self.export_events_per_s:,.0f}",
-                    ">= 200,000",
-                    self.export_events_per_s >= 200_000,
-                    f"{events:,} stored events to Parquet",
-                ),
-                (
-                    "export_rss_mb",
-                    f"{self.export_rss_mb:.0f}",
-                    "< 300",
-                    self.export_rss_mb < 300,
-                    "peak, the export's process",
-                ),
-            ]
+        if self.details.get("only") == "export":
+            return self._export_rows()
+        return [
+            *self._load_rows(),
+            *self._query_rows(),
+            *self._console_rows(),
+            self._rss_row(),
+            *self._export_rows(),
+        ]
+
+    def _export_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        if self.export_events_per_s is None or self.export_rss_mb is None:
+            return []
+        events = self.details.get("export_events", 0)
+        return [
+            (
+                "export_events_per_s",
+                f"{self.export_events_per_s:,.0f}",
+                ">= 200,000",
+                self.export_events_per_s >= 200_000,
+                f"{events:,} stored events to Parquet",
+            ),
+            (
+                "export_rss_mb",
+                f"{self.export_rss_mb:.0f}",
+                "< 300",
+                self.export_rss_mb < 300,
+                "peak, the export's process",
+            ),
+        ]
+
+    def _console_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        rows: list[tuple[str, str, str, bool | None, str]] = []
+        for name, page in self.console_ms.items():
+            median, p95 = float(page["median"]), float(page["p95"])
+            how = f"median / p95, {page['path']}"
+            rows.append((f"console {name}", f"{median:.2f} / {p95:.2f}", "< 200", p95 < 200, how))
+        for name, path in self.details.get("console_pages_missing", {}).items():
+            rows.append((f"console {name}", "not built", "", None, f"{path} answered 404"))
         return rows
 
-    def _http_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+    def _rss_row(self) -> tuple[str, str, str, bool | None, str]:
+        return ("rss_mb", f"{self.rss_mb:.0f}", "< 200", self.rss_mb < 200, "peak, largest process")
+
+    def _load_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
         d = self.details
+        if d.get("only") == "queries":
+            return []
         ratio = self.single_rps / self.limit_rps if self.limit_rps else 0.0
         connections = d.get("connections")
         return [
@@ -129,6 +160,11 @@ class Report:
                 self.lag_p99_ms < 500,
                 f"{d.get('lag_probes')} probes at {d.get('lag_events_per_s', 0):,.0f} events/s",
             ),
+        ]
+
+    def _query_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        d = self.details
+        return [
             (
                 "query_session_ms",
                 f"{self.query_session_ms:.2f}",
@@ -143,5 +179,4 @@ class Report:
                 self.query_range_ms < 20,
                 "median, category + 1 h, limit 100",
             ),
-            ("rss_mb", f"{self.rss_mb:.0f}", "< 200", self.rss_mb < 200, "peak, largest process"),
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import secrets
 import tempfile
 import time
 from contextlib import ExitStack
@@ -22,6 +23,7 @@ from the_eye.config import Settings
 from the_eye.store.engine import create_engine
 from the_eye.store.migrate import migrate
 from the_eye.timestamps import utcnow
+from the_eye_bench.console import ConsoleLatency, console_targets, measure_console
 from the_eye_bench.export import measure_export
 from the_eye_bench.lag import LagPlan, LagResult, measure_lag
 from the_eye_bench.launch import eye_env, limit_app_command, serve_command, serve_details
@@ -50,6 +52,16 @@ class Progress(Protocol):
 
 
 @dataclass(slots=True)
+class LoadPlan:
+    """The load generator and the request bodies the load phases send."""
+
+    wrk: Wrk
+    single: BodyFile
+    batch: BodyFile
+    steady: BodyFile
+
+
+@dataclass(slots=True)
 class BenchOptions:
     """What to run: the profile, how big, how many processes, with which wrk."""
 
@@ -57,14 +69,17 @@ class BenchOptions:
     quick: bool
     e2e_events: int
     store_events: int
-    wrk: str
+    wrk: str | None
     workers: int
     processors: int
     database_url: str | None = None
     queue_url: str | None = None
     host: str = "127.0.0.1"
-    # "with": also the Parquet export of the stored events; "only": that alone.
-    export: str = "no"
+    # "queries": only the API queries and the console's pages over the seeded store;
+    # "export": only the Parquet export of the seeded store.
+    only: str | None = None
+    # Also the Parquet export of the seeded store.
+    export: bool = False
 
     @property
     def load_seconds(self) -> float:
@@ -77,6 +92,10 @@ class BenchOptions:
     @property
     def query_samples(self) -> int:
         return 50 if self.quick else 200
+
+    @property
+    def console_samples(self) -> int:
+        return 20 if self.quick else 100
 
     @property
     def e2e_min_seconds(self) -> float:
@@ -103,6 +122,7 @@ class BenchRun:
         self.port = 0
         self.write_key = ""
         self.token = ""
+        self.admin_token = secrets.token_urlsafe(32)
 
     def run(self) -> Report:
         options, report = self.options, self.report
@@ -111,37 +131,29 @@ class BenchRun:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="the-eye-bench-")))
             database_url = options.database_url or f"sqlite:///{work / 'bench.db'}"
             queue_url = options.queue_url or "db"
-
             now = utcnow()
-            if options.export == "only":  # no server, no load: the store and its export
+            if options.only == "export":  # no server, no load: the store and its export
                 self._export(database_url, work, self._seed(stack, database_url, queue_url, now))
-                report.details["export_only"] = True
+                report.details["only"] = "export"
                 report.details["duration_s"] = round(time.perf_counter() - started, 1)
                 return report
-
-            self.progress.phase("writing request bodies")
-            single = write_bodies(work / "single.txt", 20_000, 1, now, seed=1)
-            batch = write_bodies(work / "batch.txt", 400, BATCH_EVENTS, now, seed=2)
-            steady = write_bodies(work / "steady.txt", 1_000, STEADY_EVENTS_PER_BODY, now, seed=4)
-            wrk = Wrk(options.wrk, work, report.cpu)
-            report.generator = wrk.name
+            load = None if options.only else self._prepare_load(work, now)
 
             # The store comes first, so that an unreachable database fails the run at once.
             seeded = self._seed(stack, database_url, queue_url, now)
 
-            self.progress.phase("limit: empty ASGI app under uvicorn")
-            report.limit_rps = self._limit(stack, wrk, single, work)
+            if load is not None:
+                self.progress.phase("limit: empty ASGI app under uvicorn")
+                report.limit_rps = self._limit(stack, load.wrk, load.single, work)
 
             servers = self._start_eye(stack, work, database_url, queue_url)
-            base = read_counters(options.host, self.port)
             queries = self._queries(seeded)
-            if options.export == "with":
+            if options.export:
                 self._export(database_url, work, seeded)
-            failed = {"single": self._single(wrk, single, base)}
-            e2e, failed["batch"] = self._e2e(wrk, batch)
-            lag = self._lag(wrk, steady, base)
-            failed["steady"] = lag.failed_requests
-            errored = read_counters(options.host, self.port).errored - base.errored
+            console = self._console(seeded)
+            # Read after the console's few invalid events, which are not the load's.
+            base = read_counters(options.host, self.port)
+            measured = {} if load is None else self._load_phases(load, base)
 
             # Peak memory is read while the processes still run, just before they stop.
             memory = [m for server, roles in servers for m in server.memory(*roles)]
@@ -152,19 +164,9 @@ class BenchRun:
                 **report.details,
                 "profile": options.profile,
                 "quick": options.quick,
-                "generator_detail": wrk.detail,
-                "connections": CONNECTIONS,
+                "only": options.only,
                 "serve": serve_details(options.profile, options.workers, options.processors),
-                "limit_app": "the_eye_bench.limit_app under uvicorn with the serve options",
-                "event_bytes_mean": round(single.mean_event_bytes, 1),
-                "batch_events_per_request": BATCH_EVENTS,
-                **e2e,
-                "lag_p50_ms": round(lag.p50_ms, 2),
-                "lag_probes": lag.probes,
-                "lag_lost_probes": lag.lost_probes,
-                "lag_events_per_s": round(lag.events_per_s, 1),
-                "lag_events_per_request": STEADY_EVENTS_PER_BODY,
-                "lag_method": "probe in its own session; 202 until GET /events/?session= has it",
+                **measured,
                 "store_events": seeded.events,
                 "store_seeded_by": seeded.method,
                 "store_seed_seconds": round(seeded.seconds, 1),
@@ -172,9 +174,10 @@ class BenchRun:
                 "query_session_rows": round(queries.session_rows, 1),
                 "query_range_rows": round(queries.range_rows, 1),
                 "query_token": "a stored read token",
+                "console_samples": console.samples,
+                "console_sign_in": "the sign-in form, with the admin token",
+                "console_pages_missing": console.missing,
                 "rss_mb_by_process": [_memory_json(m) for m in memory],
-                "failed_requests": failed,
-                "errored_events": errored,
                 "the_eye_version": __version__,
                 "python": platform.python_version(),
                 "machine": platform.machine(),
@@ -182,14 +185,52 @@ class BenchRun:
         report.details["duration_s"] = round(time.perf_counter() - started, 1)
         return report
 
-    def _queries(self, seeded: SeededStore) -> QueryLatency:
-        self.progress.phase("queries: session timelines and time ranges")
-        options, report = self.options, self.report
-        queries = measure_queries(
-            options.host, self.port, self.token, seeded, options.query_samples
+    def _prepare_load(self, work: Path, now: datetime) -> LoadPlan:
+        self.progress.phase("writing request bodies")
+        if self.options.wrk is None:
+            raise RuntimeError("the load phases need wrk")
+        wrk = Wrk(self.options.wrk, work, self.report.cpu)
+        self.report.generator = wrk.name
+        return LoadPlan(
+            wrk,
+            single=write_bodies(work / "single.txt", 20_000, 1, now, seed=1),
+            batch=write_bodies(work / "batch.txt", 400, BATCH_EVENTS, now, seed=2),
+            steady=write_bodies(work / "steady.txt", 1_000, STEADY_EVENTS_PER_BODY, now, seed=4),
         )
-        report.query_session_ms, report.query_range_ms = queries.session_ms, queries.range_ms
-        return queries
+
+    def _load_phases(self, load: LoadPlan, base: Counters) -> dict[str, object]:
+        """Single events, batches end to end, then the lag under steady load: their details."""
+        failed = {"single": self._single(load.wrk, load.single, base)}
+        e2e, failed["batch"] = self._e2e(load.wrk, load.batch)
+        lag = self._lag(load.wrk, load.steady, base)
+        failed["steady"] = lag.failed_requests
+        errored = read_counters(self.options.host, self.port).errored - base.errored
+        return {
+            "generator_detail": load.wrk.detail,
+            "connections": CONNECTIONS,
+            "limit_app": "the_eye_bench.limit_app under uvicorn with the serve options",
+            "event_bytes_mean": round(load.single.mean_event_bytes, 1),
+            "batch_events_per_request": BATCH_EVENTS,
+            **e2e,
+            "lag_p50_ms": round(lag.p50_ms, 2),
+            "lag_probes": lag.probes,
+            "lag_lost_probes": lag.lost_probes,
+            "lag_events_per_s": round(lag.events_per_s, 1),
+            "lag_events_per_request": STEADY_EVENTS_PER_BODY,
+            "lag_method": "probe in its own session; 202 until GET /events/?session= has it",
+            "failed_requests": failed,
+            "errored_events": errored,
+        }
+
+    def _console(self, seeded: SeededStore) -> ConsoleLatency:
+        self.progress.phase("console: every page, signed in")
+        options = self.options
+        targets = console_targets(options.host, self.port, self.write_key, self.token, seeded)
+        console = measure_console(
+            options.host, self.port, self.admin_token, targets, options.console_samples
+        )
+        self.report.console_ms = console.pages
+        return console
 
     def _export(self, database_url: str, work: Path, seeded: SeededStore) -> None:
         """The Parquet export of every stored event, in a process of its own."""
@@ -209,6 +250,15 @@ class BenchRun:
                 "first run over the whole store, in a process of its own (ru_maxrss)",
             }
         )
+
+    def _queries(self, seeded: SeededStore) -> QueryLatency:
+        self.progress.phase("queries: session timelines and time ranges")
+        options, report = self.options, self.report
+        queries = measure_queries(
+            options.host, self.port, self.token, seeded, options.query_samples
+        )
+        report.query_session_ms, report.query_range_ms = queries.session_ms, queries.range_ms
+        return queries
 
     def _single(self, wrk: Wrk, single: BodyFile, base: Counters) -> int:
         """One event per request as fast as it is answered; returns the failed requests."""
@@ -277,7 +327,7 @@ class BenchRun:
         """`the-eye serve`, and in production `the-eye worker`s beside it, ready to measure."""
         options = self.options
         self.progress.phase("starting The Eye")
-        env = eye_env(database_url, queue_url)
+        env = eye_env(database_url, queue_url, self.admin_token)
         self.port = free_port(options.host)
         command = serve_command(
             options.profile, options.host, self.port, options.workers, options.processors

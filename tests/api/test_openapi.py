@@ -91,6 +91,12 @@ def test_parameters_carry_formats_enums_and_bounds(spec):
     assert params["received_at__gte"] == {**params["received_at__gte"], "type": "string"}
     assert params["received_at__gte"]["format"] == "date-time"
     assert "schema_violation" in params["reason"]["enum"]
+    replay = spec["paths"]["/errors/replay/"]["post"]["parameters"]
+    for name in ("session", "category", "name"):
+        assert params[name]["type"] == "string" and params[name]["description"], name
+        assert name in {p["name"] for p in replay}, name
+    record = spec["components"]["schemas"]["ErrorRecord"]
+    assert {"session_id", "category", "name"} <= set(record["required"])
     stats = {p["name"]: p["schema"] for p in spec["paths"]["/stats/"]["get"]["parameters"]}
     assert stats["timestamp__lte"]["format"] == "date-time"
     assert set(stats["bucket"]["enum"]) == {"minute", "hour", "day"}

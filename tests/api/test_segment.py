@@ -259,3 +259,89 @@ def test_openapi_documents_the_segment_routes(anonymous):
     assert batch["schema"]["$ref"] == "#/components/schemas/SegmentBatch"
     assert "SegmentMessage" in spec["components"]["schemas"]
     assert "writeKeyBasic" in spec["components"]["securitySchemes"]
+
+
+@pytest.mark.parametrize(
+    ("short", "call"),
+    [
+        ("t", "track"),
+        ("p", "page"),
+        ("s", "screen"),
+        ("i", "identify"),
+        ("g", "group"),
+        ("a", "alias"),
+    ],
+)
+def test_analytics_js_short_paths_are_their_calls_with_text_plain_bodies(
+    anonymous, creds, processor, admin, short, call
+):
+    """analytics.js posts `track` to `/v1/t` as `text/plain`, its key in the body."""
+    body = message(type=None, messageId=f"short-{short}", writeKey=creds.write_key)
+    del body["type"]  # the path says which call it is
+    headers = {"Content-Type": "text/plain"}
+    response = anonymous.post(f"/v1/{short}", content=msgspec.json.encode(body), headers=headers)
+    assert response.status_code == 200 and response.json() == {"success": True}
+    processor.drain()
+    [event] = fetch_all(admin, "/events/")
+    assert event["event_id"] == f"short-{short}"
+    assert event["category"] == call
+    assert event["data"]["type"] == call
+    assert event["name"] == {"track": "Order Completed", "page": "page"}.get(call, call)
+
+
+def test_analytics_js_batch_path_is_the_batch_call(anonymous, creds, processor, admin):
+    body = {
+        "writeKey": creds.write_key,
+        "batch": [message(messageId="b-1"), message(messageId="b-2", type="page", name="Home")],
+        "sentAt": "2024-05-01T11:00:01.000Z",
+    }
+    response = anonymous.post(
+        "/v1/b", content=msgspec.json.encode(body), headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 200
+    assert anonymous.post("/v1/b/", json=body).status_code == 200
+    processor.drain()
+    events = {e["event_id"]: e for e in fetch_all(admin, "/events/")}
+    assert (events["b-1"]["name"], events["b-2"]["name"]) == ("Order Completed", "Home")
+    assert fetch_all(admin, "/errors/") == []
+
+
+def test_short_paths_answer_preflight_and_cors_for_configured_origins(settings, creds):
+    site = "https://shop.example"
+    with (
+        LiveServer(settings.model_copy(update={"cors_origins": site})) as live,
+        httpx.Client(base_url=live.url) as client,
+    ):
+        preflight = client.options(
+            "/v1/t",
+            headers={
+                "Origin": site,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == site
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        answer = client.post(
+            "/v1/t",
+            content=msgspec.json.encode(message()),
+            headers={**basic(creds.write_key), "Origin": site, "Content-Type": "text/plain"},
+        )
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == site
+        # A page's sender reads Retry-After to back off: it must be exposed to it.
+        assert answer.headers["access-control-expose-headers"] == "Retry-After"
+        elsewhere = client.post(
+            "/v1/t",
+            json=message(),
+            headers={**basic(creds.write_key), "Origin": "https://x.example"},
+        )
+        assert "access-control-allow-origin" not in elsewhere.headers
+
+
+def test_short_paths_are_left_out_of_the_openapi_document(anonymous):
+    paths = anonymous.get("/openapi.json").json()["paths"]
+    assert "/v1/track" in paths
+    assert not {f"/v1/{short}" for short in "btpsiga"} & set(paths)
+    assert anonymous.get("/v1/t").status_code == 405

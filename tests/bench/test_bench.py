@@ -115,12 +115,41 @@ def test_generated_events_pass_every_processing_check(tmp_path, events_per_body)
 
 
 @pytest.mark.slow
-def test_export_only_bench_reports_the_parquet_export_of_the_store(tmp_path):
-    # No server and no load: wrk is not needed.
+def test_only_queries_times_the_api_queries_and_every_console_page_there_is(tmp_path):
     path = tmp_path / "bench.json"
+    # No wrk on the PATH: timing queries sends no load.
     done = run_bench(
-        "--export",
-        "only",
+        "--quick",
+        "--only",
+        "queries",
+        "--json",
+        str(path),
+        env={"PATH": os.path.dirname(sys.executable)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(path.read_text())
+
+    assert set(ISSUE_KEYS) <= set(report)  # every key kept, the load's left at zero
+    assert report["single_rps"] == 0 and report["only"] == "queries"
+    assert report["query_session_ms"] > 0 and report["query_range_ms"] > 0
+    pages = report["console_ms"]
+    assert {"overview", "live", "live_poll", "live_filtered"} <= set(pages)
+    for page in pages.values():
+        assert 0 < page["median"] <= page["p95"], page
+    # Every page of the console is either timed or listed by its path, never left out.
+    timed_or_missing = set(pages) | set(report["console_pages_missing"])
+    assert {"events", "event", "session", "errors", "error", "types", "tokens"} <= timed_or_missing
+    assert all(p.startswith("/console/") for p in report["console_pages_missing"].values())
+    assert "console overview" in done.stdout
+
+
+@pytest.mark.slow
+def test_only_export_reports_the_parquet_export_of_the_store(tmp_path):
+    path = tmp_path / "bench.json"
+    # No server and no load: wrk is not needed.
+    done = run_bench(
+        "--only",
+        "export",
         "--store-events",
         "3000",
         "--json",
@@ -129,7 +158,8 @@ def test_export_only_bench_reports_the_parquet_export_of_the_store(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(path.read_text())
-    assert set(ISSUE_KEYS) <= set(report)
+    assert set(ISSUE_KEYS) <= set(report)  # every key kept, the load's left at zero
+    assert report["only"] == "export"
     assert report["export_events"] == report["store_events"] == 3000
     assert report["export_events_per_s"] > 0
     assert 0 < report["export_rss_mb"] < 1000

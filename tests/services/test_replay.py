@@ -8,12 +8,14 @@ import sqlalchemy as sa
 
 from tests.consistency import assert_rollups_match_rows, assert_sessions_match_events
 from tests.helpers import count_rows, make_event
+from tests.processes import wait_until
 from the_eye.processor.checker import EventChecker
 from the_eye.processor.checks import Limits
 from the_eye.processor.schemas import SchemaRegistry
-from the_eye.services.replay import ReplayCounts, replay_errors
+from the_eye.services.replay import ReplayCounts, replay_errors, start_replay_job
 from the_eye.services.schemas import register_schema
 from the_eye.store.queries import ErrorFilter, count_errors
+from the_eye.store.replay_jobs import get_job
 from the_eye.store.tables import errors, events
 
 
@@ -38,7 +40,8 @@ def replay(engine, batch_size=500, progress=None) -> ReplayCounts:
     return replay_errors(
         engine,
         ErrorFilter(reason="schema_violation"),
-        EventChecker(Limits(), SchemaRegistry(engine)),
+        # A budget no stall on a loaded machine reaches: these tests are about replay.
+        EventChecker(Limits(), SchemaRegistry(engine, budget_seconds=30)),
         batch_size=batch_size,
         progress=progress,
     )
@@ -87,3 +90,23 @@ def test_two_replays_at_once_store_each_event_once(engine, sender, processor, se
     assert linked == 2000
     assert_sessions_match_events(engine)
     assert_rollups_match_rows(engine)
+
+
+def test_a_replay_job_runs_in_the_background_and_records_its_counts(engine, sender, processor):
+    make_errors(engine, sender, processor, 1200)
+    checker = EventChecker(Limits(), SchemaRegistry(engine))
+    filters = {"reason": "schema_violation", "session": "s-1"}
+    where = ErrorFilter(reason="schema_violation", session_id="s-1")
+    job_id = start_replay_job(engine, where, checker, filters, "ops", batch_size=5)
+
+    def finished():
+        with engine.connect() as conn:
+            job = get_job(conn, job_id)
+        return job if job.finished_at is not None else None
+
+    job = wait_until(finished, timeout=60)
+    expected = len([i for i in range(1200) if i % 97 == 1])
+    assert (job.total, job.replayed, job.still_failing, job.skipped) == (expected, expected, 0, 0)
+    assert (job.filters, job.started_by, job.failure) == (filters, "ops", None)
+    assert count_rows(engine, events) == expected
+    assert count_rows(engine, errors, errors.c.replayed, errors.c.session_id != "s-1") == 0

@@ -48,3 +48,45 @@ def test_listing_errors_by_replayed_reads_an_index_newest_first(engine, replayed
         assert "ix_errors_re" in explained, explained
     # Newest first straight from the index: no sort of the matching rows.
     assert "TEMP B-TREE" not in explained and "Sort" not in explained, explained
+
+
+@pytest.mark.parametrize(
+    ("field", "index"),
+    [
+        ("application_id", "ix_errors_application_id_received_at"),
+        ("session_id", "ix_errors_session_id_received_at"),
+        ("category", "ix_errors_category_received_at"),
+        ("name", "ix_errors_name_received_at"),
+    ],
+)
+def test_listing_errors_by_application_session_category_or_name_reads_its_index_newest_first(
+    engine, field, index
+):
+    # Hundreds of matches for each value: a few would be read through the index and sorted.
+    start = datetime(2021, 1, 1)
+    with engine.begin() as conn:
+        conn.execute(
+            errors.insert(),
+            [
+                {
+                    "application_id": 2 if i % 50 == 0 else 1,  # a small application
+                    "event_id": f"e-{i}",
+                    "reason": "invalid_data",
+                    "message": "m",
+                    "payload": "{}",
+                    "received_at": start + timedelta(seconds=i),
+                    "session_id": f"s-{i % 20}",
+                    "category": f"c-{i % 5}",
+                    "name": f"n-{i % 10}",
+                }
+                for i in range(20_000)
+            ],
+        )
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    value = {"application_id": 2, "session_id": "s-7", "category": "c-3", "name": "n-7"}[field]
+    stmt = queries.select_errors(queries.ErrorFilter(**{field: value}))
+    stmt = stmt.order_by(*queries.ERRORS_NEWEST_FIRST.order_by()).limit(101)
+    explained = plan(engine, stmt)
+    assert index in explained, explained
+    assert "TEMP B-TREE" not in explained and "Sort" not in explained, explained

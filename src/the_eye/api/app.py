@@ -10,11 +10,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from the_eye import __version__
+from the_eye import __version__, console
 from the_eye.api import problems
 from the_eye.api.auth import api_tokens, write_keys
 from the_eye.api.limits import AddressLimiter
@@ -26,16 +26,16 @@ from the_eye.api.routes import (
     ingest,
     operations,
     schemas,
+    sdk,
     sessions,
     stats,
     tokens,
 )
-from the_eye.api.routes.ingest import INGEST_PATHS, Ingest
+from the_eye.api.routes.ingest import EXPOSED_HEADERS, INGEST_PATHS, SEGMENT_PATHS, Ingest
 from the_eye.api.state import AppState, app_state
 from the_eye.config import Settings, get_settings
 from the_eye.processor.checker import EventChecker
 from the_eye.queue import open_queue
-from the_eye.segment_wire import CALLS
 from the_eye.store.engine import create_engine
 
 # How `the-eye serve` runs the app under uvicorn (the benchmark's ceiling app uses the same):
@@ -48,13 +48,22 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 # Paths that are exact, without the trailing slash every other path has: Segment's calls
-# are `/v1/track`, not `/v1/track/`.
-_EXACT_PATHS = frozenset({"/metrics", "/openapi.json", *(f"/v1/{call}" for call in CALLS)})
+# are `/v1/track` (and `/v1/t`), not `/v1/track/`; files are named as files.
+_EXACT_PATHS = frozenset(
+    {
+        "/metrics",
+        "/openapi.json",
+        *SEGMENT_PATHS,
+        *(f"/sdk/{name}" for name in sdk.TRACKER_FILES),
+    }
+)
 
 # The Swagger UI's scripts, style and icon, served from the package (swagger-ui-dist, whose
 # version and licence are in the folder) so that `/docs/` works without internet.
 SWAGGER_UI_ASSETS = Path(__file__).parent / "static" / "swagger-ui"
 SWAGGER_UI_PREFIX = "/docs/assets/"
+# Files, served under their own names (no trailing slash added).
+_ASSET_PREFIXES = (SWAGGER_UI_PREFIX, console.STATIC_PREFIX)
 
 
 class ServeIngestFirst:
@@ -79,7 +88,7 @@ class TrailingSlash:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(SWAGGER_UI_PREFIX):
+        if scope["type"] == "http" and not scope["path"].startswith(_ASSET_PREFIXES):
             path: str = scope["path"]
             if path.endswith("/"):
                 if path[:-1] in _EXACT_PATHS:
@@ -169,16 +178,25 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         applications,
         tokens,
         operations,
+        sdk,
     ):
         app.include_router(module.router)
 
     serve_docs(app)
+    console.install(app)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        """A person who opens The Eye in a browser lands on the console."""
+        return RedirectResponse(console.PREFIX, status_code=307)
+
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=[EXPOSED_HEADERS],
             max_age=3600,
         )
     app.add_middleware(TrailingSlash)

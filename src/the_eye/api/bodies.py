@@ -74,6 +74,11 @@ class ErrorRecord(BaseModel):
     message: str
     details: Any = Field(description="The field at fault and what the check found, or null.")
     event_id: str | None
+    session_id: str | None = Field(
+        description="The raw event's session id; null when it has none (or a whole-body error)."
+    )
+    category: str | None = Field(description="The raw event's category, or null.")
+    name: str | None = Field(description="The raw event's name, or null.")
     application: str | None
     received_at: Time
     replayed: bool

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -12,6 +13,7 @@ from urllib.parse import urlencode
 import msgspec
 import sqlalchemy as sa
 from fastapi import Path, Query, Request
+from sqlalchemy.engine import Engine
 
 from the_eye.api.openapi import answers
 from the_eye.api.problems import ApiError
@@ -19,6 +21,7 @@ from the_eye.api.responses import JSONBody, encode_json
 from the_eye.api.state import state_of
 from the_eye.store import queries
 from the_eye.store.queries import Keyset
+from the_eye.store.tables import AnyRow
 from the_eye.timestamps import format_timestamp, parse_timestamp
 
 MAX_LIMIT = 1000
@@ -85,18 +88,6 @@ def decode_cursor(cursor: str | None, keyset: Keyset) -> tuple[datetime, Any] | 
         ) from None
 
 
-def page_response(
-    request: Request,
-    results: list[dict[str, Any]],
-    keyset: Keyset,
-    position: tuple[datetime, Any] | None,
-) -> JSONBody:
-    next_url = None
-    if position is not None:
-        next_url = next_link(request, encode_cursor(keyset, position))
-    return JSONBody({"results": results, "next": next_url})
-
-
 def next_link(request: Request, cursor: str) -> str:
     """The URL of the page at `cursor`: under `THE_EYE_PUBLIC_URL` when set, else relative
     to the host; never built from the request's `Host` header, which the client chose."""
@@ -119,6 +110,42 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else format_timestamp(value)
 
 
+@dataclass(frozen=True, slots=True)
+class RowsPage:
+    """One page of a list: its rows, the application names they refer to, the position the
+    page started after (None on the first page), and the cursor of the next page (None on
+    the last)."""
+
+    rows: Sequence[AnyRow]
+    names: dict[int, str]
+    after: tuple[datetime, Any] | None
+    next_cursor: str | None
+
+
+def read_page(
+    engine: Engine,
+    keyset: Keyset,
+    cursor: str | None,
+    limit: int,
+    application: str | None,
+    select: Callable[[int | None], sa.Select[Any]],
+) -> RowsPage:
+    """`select(application_id)` paged in `keyset` order from `cursor` (a `400
+    invalid_cursor` when it was not made for this list). An unknown application name
+    matches nothing."""
+    after = decode_cursor(cursor, keyset)
+    with engine.connect() as conn:
+        app_id = None
+        if application is not None:
+            app_id = queries.application_id(conn, application)
+            if app_id is None:
+                return RowsPage([], {}, after, None)
+        rows, position = queries.page(conn, select(app_id), keyset, after, clamp(limit))
+        names = queries.application_names(conn) if rows else {}
+    next_cursor = None if position is None else encode_cursor(keyset, position)
+    return RowsPage(rows, names, after, next_cursor)
+
+
 def list_page(
     request: Request,
     keyset: Keyset,
@@ -128,16 +155,8 @@ def list_page(
     select: Callable[[int | None], sa.Select[Any]],
     to_json: Callable[[Any, dict[int, str]], dict[str, Any]],
 ) -> JSONBody:
-    """The answer of a list endpoint: `select(application_id)` paged in `keyset` order from
-    `cursor`, each row made JSON by `to_json(row, application names)`. An unknown
-    application name matches nothing."""
-    after = decode_cursor(cursor, keyset)
-    with state_of(request).engine.connect() as conn:
-        app_id = None
-        if application is not None:
-            app_id = queries.application_id(conn, application)
-            if app_id is None:
-                return page_response(request, [], keyset, None)
-        rows, position = queries.page(conn, select(app_id), keyset, after, clamp(limit))
-        names = queries.application_names(conn) if rows else {}
-    return page_response(request, [to_json(r, names) for r in rows], keyset, position)
+    """The answer of a list endpoint: `read_page`'s rows, each made JSON by
+    `to_json(row, application names)`."""
+    found = read_page(state_of(request).engine, keyset, cursor, limit, application, select)
+    next_url = None if found.next_cursor is None else next_link(request, found.next_cursor)
+    return JSONBody({"results": [to_json(r, found.names) for r in found.rows], "next": next_url})

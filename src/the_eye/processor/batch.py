@@ -127,9 +127,7 @@ def error_row(rejected: EventRejected, message: Message, index: int = 0) -> dict
         # PostgreSQL cannot keep NUL in text: such an id (queued before ingest refused it)
         # leaves the record keyed by its delivery alone.
         "event_id": None if "\x00" in (rejected.event_id or "") else rejected.event_id,
-        "reason": rejected.reason,
-        "message": rejected.message,
-        "details": rejected.details,
+        **rejected.record(),
         "payload": rejected.payload,
         "received_at": message.received_at,
         "delivery_key": _delivery_key(message, str(index)),

@@ -87,13 +87,30 @@ class ValidEvent:
 
 @dataclass(slots=True)
 class EventRejected:
-    """An event that failed a check: what becomes an error record."""
+    """An event that failed a check: what becomes an error record. `session_id`, `category`
+    and `name` are the raw event's, where it has usable ones, so that errors are found by
+    them; None otherwise."""
 
     reason: str
     message: str
     payload: str
     event_id: str | None = None
     details: dict[str, Any] | None = field(default=None)
+    session_id: str | None = None
+    category: str | None = None
+    name: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The columns of its error record that the check decides (the others say where
+        and when the event came from)."""
+        return {
+            "reason": self.reason,
+            "message": self.message,
+            "details": self.details,
+            "session_id": self.session_id,
+            "category": self.category,
+            "name": self.name,
+        }
 
 
 @dataclass(slots=True, frozen=True)
@@ -130,13 +147,11 @@ def check_event(
         payload, size = kept_payload(encoded, limits.max_error_payload_bytes)
         if size is not None:
             details["payload_bytes"] = size
-        return EventRejected(reason, message, payload, event_id, details or None)
+        return EventRejected(reason, message, payload, event_id, details or None, *event_keys(raw))
 
     if not isinstance(raw, dict):
         return reject("invalid_event", "An event must be a JSON object.")
-    session_id = raw.get("session_id")
-    if session_id is None and isinstance(raw.get("session"), dict):
-        session_id = raw["session"].get("id")
+    session_id = _session_id(raw)
     for field_name, value, limit in (
         ("session_id", session_id, MAX_KEY_LENGTH),
         ("category", raw.get("category"), MAX_NAME_LENGTH),
@@ -212,6 +227,30 @@ def check_event(
         received_at,
         application_id,
     )
+
+
+def event_keys(raw: Any) -> tuple[str | None, str | None, str | None]:
+    """A raw event's session id, category and name, each None unless it is one a valid
+    event could have (a string of the allowed length): what its error record is found by."""
+    if not isinstance(raw, dict):
+        return None, None, None
+    return (
+        _usable(_session_id(raw), MAX_KEY_LENGTH),
+        _usable(raw.get("category"), MAX_NAME_LENGTH),
+        _usable(raw.get("name"), MAX_NAME_LENGTH),
+    )
+
+
+def _session_id(raw: dict[str, Any]) -> Any:
+    """The session id of a raw event: `session_id`, or Segment-style `session.id`."""
+    session_id = raw.get("session_id")
+    if session_id is None and isinstance(raw.get("session"), dict):
+        session_id = raw["session"].get("id")
+    return session_id
+
+
+def _usable(value: Any, limit: int) -> str | None:
+    return value if _string_problem(value, limit) is None else None
 
 
 def kept_payload(encoded: bytes, limit: int) -> tuple[str, int | None]:

@@ -1,4 +1,5 @@
-"""Corrections of stored events: an edit passes the same checks as a new event.
+"""Corrections of stored events: an edit passes the same checks as a new event; a whole
+session can be erased.
 
 The changed event is checked by the process's `EventChecker` against the time The Eye
 first received it, with the rules in force now (the checker is refreshed at once); then the
@@ -18,6 +19,7 @@ from the_eye.processor.checker import EventChecker
 from the_eye.processor.checks import EventRejected, ValidEvent
 from the_eye.store.corrections import EventIdTaken, change_event, lock_event, remove_event
 from the_eye.store.engine import write_transaction
+from the_eye.store.sessions import delete_session
 from the_eye.store.tables import AnyRow
 from the_eye.timestamps import format_timestamp, utcnow
 
@@ -26,8 +28,10 @@ __all__ = [
     "EditRejected",
     "EventIdTaken",
     "EventNotFound",
+    "SessionNotFound",
     "delete_event",
     "edit_event",
+    "erase_session",
 ]
 
 EDITABLE = frozenset({"session_id", "session", "category", "name", "data", "timestamp", "event_id"})
@@ -40,6 +44,10 @@ T = TypeVar("T")
 
 class EventNotFound(LookupError):
     """No event has that id."""
+
+
+class SessionNotFound(LookupError):
+    """No session has that id (or it was erased already)."""
 
 
 class EditInvalid(ValueError):
@@ -135,3 +143,11 @@ def delete_event(engine: Engine, row_id: int) -> None:
                 raise EventNotFound(row_id)
 
     _retry_deadlocks(work)
+
+
+def erase_session(engine: Engine, session_id: str) -> None:
+    """Erase session `session_id` and every event of it, keeping the stats right; raises
+    SessionNotFound when there is no such session."""
+    with write_transaction(engine) as conn:
+        if not delete_session(conn, session_id):
+            raise SessionNotFound(session_id)

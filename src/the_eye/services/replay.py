@@ -7,11 +7,14 @@ are skipped. Bulk replay walks the matching errors by id in batches, each in its
 short transaction, so memory and lock times stay bounded whatever their number.
 
 A replay checks with the rules in force when it starts (the checker is refreshed at once),
-and picks up newer ones between batches.
+and picks up newer ones between batches. `start_replay_job` runs a bulk replay in a thread
+and records its progress in the store after each batch (see `store.replay_jobs`).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +25,22 @@ from sqlalchemy.engine import Engine
 from the_eye.processor.checker import EventChecker
 from the_eye.processor.checks import ValidEvent
 from the_eye.store.engine import write_transaction
-from the_eye.store.queries import ErrorFilter
+from the_eye.store.queries import ErrorFilter, count_errors
 from the_eye.store.replay import lock_error, lock_errors, store_replayed, store_still_failing
+from the_eye.store.replay_jobs import create_job, record_progress
 from the_eye.store.tables import AnyRow
+from the_eye.timestamps import utcnow
 
-__all__ = ["ErrorNotFound", "ReplayCounts", "ReplayOutcome", "replay_error", "replay_errors"]
+__all__ = [
+    "ErrorNotFound",
+    "ReplayCounts",
+    "ReplayOutcome",
+    "replay_error",
+    "replay_errors",
+    "start_replay_job",
+]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 500
 
@@ -80,8 +94,7 @@ def sort_out(
         if isinstance(outcome, ValidEvent):
             passed.append((error, outcome.row()))
         else:
-            new = {"reason": outcome.reason, "message": outcome.message, "details": outcome.details}
-            failing.append((error, new))
+            failing.append((error, outcome.record()))
     return passed, failing, skipped
 
 
@@ -138,3 +151,49 @@ def replay_error(engine: Engine, error_id: int, checker: EventChecker) -> Replay
             store_still_failing(conn, failing)
             return ReplayOutcome("still_failing")
         return ReplayOutcome("not_replayable")
+
+
+def start_replay_job(
+    engine: Engine,
+    where: ErrorFilter,
+    checker: EventChecker,
+    filters: dict[str, str],
+    started_by: str,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+) -> str:
+    """Replay every error `where` matches in a background thread, as `replay_errors` does,
+    and return the job's id; its progress is read with `store.replay_jobs.get_job`.
+    `filters` (the filters as the person gave them) and `started_by` are kept for display."""
+    with write_transaction(engine) as conn:
+        job_id = create_job(conn, filters, started_by)
+    thread = threading.Thread(
+        target=_run_job,
+        args=(engine, job_id, where, checker, batch_size),
+        name=f"replay-{job_id}",
+        daemon=True,
+    )
+    thread.start()
+    return job_id
+
+
+def _run_job(
+    engine: Engine, job_id: str, where: ErrorFilter, checker: EventChecker, batch_size: int
+) -> None:
+    def record(**values: Any) -> None:
+        with write_transaction(engine) as conn:
+            record_progress(conn, job_id, **values)
+
+    def progress(counts: ReplayCounts) -> None:
+        record(replayed=counts.replayed, still_failing=counts.still_failing, skipped=counts.skipped)
+
+    try:
+        with engine.connect() as conn:
+            total = count_errors(conn, where)
+        record(total=total)
+        progress(replay_errors(engine, where, checker, batch_size=batch_size, progress=progress))
+        record(finished_at=utcnow())
+    except Exception as exc:
+        # A thread's exception would reach no one: the job's page says it stopped, and why.
+        log.exception("replay job %s failed", job_id)
+        record(finished_at=utcnow(), failure=f"The replay stopped: {type(exc).__name__}.")

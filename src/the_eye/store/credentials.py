@@ -10,7 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from the_eye.store.tables import api_tokens, applications
+from the_eye.store.tables import AnyRow, api_tokens, applications
 from the_eye.timestamps import utcnow
 
 WRITE_KEY_PREFIX = "eye_wk_"
@@ -61,6 +61,40 @@ def create_application(conn: Connection, name: str, strict: bool = False) -> App
         },
     ).scalar_one()
     return Application(app_id, name, True, now, key, strict)
+
+
+_APPLICATION_FIELDS = (
+    applications.c.id,
+    applications.c.name,
+    applications.c.active,
+    applications.c.created_at,
+    applications.c.strict,
+)
+
+
+def _listed(row: AnyRow) -> Application:
+    return Application(row.id, row.name, row.active, row.created_at, strict=row.strict)
+
+
+def list_applications(conn: Connection) -> list[Application]:
+    """Every application, revoked ones included, without write keys, oldest first."""
+    rows = conn.execute(sa.select(*_APPLICATION_FIELDS).order_by(applications.c.id)).all()
+    return [_listed(row) for row in rows]
+
+
+def _is_row_id(text: str) -> bool:
+    # Ids are positive 64-bit integers; a longer string of digits can only be a name.
+    return text.isascii() and text.isdigit() and len(text) <= 19 and 0 < int(text) < 2**63
+
+
+def find_application(conn: Connection, name_or_id: str) -> Application | None:
+    """The application with this name, or else the one whose id this is."""
+    by_name = applications.c.name == name_or_id
+    row = conn.execute(sa.select(*_APPLICATION_FIELDS).where(by_name)).first()
+    if row is None and _is_row_id(name_or_id):
+        by_id = applications.c.id == int(name_or_id)
+        row = conn.execute(sa.select(*_APPLICATION_FIELDS).where(by_id)).first()
+    return None if row is None else _listed(row)
 
 
 def rotate_write_key(conn: Connection, app_id: int) -> Application | None:

@@ -60,6 +60,9 @@ ERROR_LIST_COLUMNS = (
     errors.c.received_at,
     errors.c.replayed,
     errors.c.replayed_event_id,
+    errors.c.session_id,
+    errors.c.category,
+    errors.c.name,
 )
 
 
@@ -154,15 +157,23 @@ class ErrorFilter:
     received_at_gte: datetime | None = None
     received_at_lte: datetime | None = None
     replayed: bool | None = None
+    session_id: str | None = None
+    category: str | None = None
+    name: str | None = None
 
 
 def select_errors(where: ErrorFilter) -> sa.Select[Any]:
     """The errors `where` matches, without their payloads."""
     stmt = sa.select(*ERROR_LIST_COLUMNS)
-    if where.reason is not None:
-        stmt = stmt.where(errors.c.reason == where.reason)
-    if where.application_id is not None:
-        stmt = stmt.where(errors.c.application_id == where.application_id)
+    for column, value in (
+        (errors.c.reason, where.reason),
+        (errors.c.application_id, where.application_id),
+        (errors.c.session_id, where.session_id),
+        (errors.c.category, where.category),
+        (errors.c.name, where.name),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
     if where.received_at_gte is not None:
         stmt = stmt.where(errors.c.received_at >= where.received_at_gte)
     if where.received_at_lte is not None:
@@ -181,18 +192,6 @@ def count_errors(conn: Connection, where: ErrorFilter) -> int:
 
 def get_error(conn: Connection, error_id: int) -> AnyRow | None:
     return conn.execute(sa.select(errors).where(errors.c.id == error_id)).first()
-
-
-def list_applications(conn: Connection) -> Sequence[AnyRow]:
-    return conn.execute(
-        sa.select(
-            applications.c.id,
-            applications.c.name,
-            applications.c.active,
-            applications.c.created_at,
-            applications.c.strict,
-        ).order_by(applications.c.id)
-    ).all()
 
 
 def counter_values(conn: Connection) -> dict[str, int]:

@@ -95,9 +95,10 @@ def store_replayed(conn: Connection, passed: list[tuple[AnyRow, dict[str, Any]]]
 
 
 def store_still_failing(conn: Connection, failing: list[tuple[AnyRow, dict[str, Any]]]) -> None:
-    """Give errors that fail again their new reason, message and details.
+    """Give errors that fail again their new reason, message and details (and the session,
+    category and name read from their raw event, as a new record would have).
 
-    `failing` pairs each locked error row with its new {reason, message, details}.
+    `failing` pairs each locked error row with its new columns (`EventRejected.record()`).
     """
     if not failing:
         return
@@ -108,13 +109,14 @@ def store_still_failing(conn: Connection, failing: list[tuple[AnyRow, dict[str, 
             reason=sa.bindparam("new_reason"),
             message=sa.bindparam("new_message"),
             details=sa.bindparam("new_details", type_=errors.c.details.type),
+            session_id=sa.bindparam("new_session_id"),
+            category=sa.bindparam("new_category"),
+            name=sa.bindparam("new_name"),
         ),
         [
             {
                 "error_id": error.id,
-                "new_reason": new["reason"],
-                "new_message": new["message"],
-                "new_details": new["details"],
+                **{f"new_{column}": value for column, value in new.items()},
             }
             for error, new in sorted(failing, key=lambda pair: pair[0].id)
         ],

@@ -188,6 +188,16 @@ class Stats:
     events: dict[int | None, Counter[tuple[str, str]]] = field(default_factory=dict)
     errors: dict[int | None, Counter[str]] = field(default_factory=dict)
 
+    def totals(self) -> tuple[Counter[tuple[str, str]], Counter[str]]:
+        """The event counts by type and the error counts by reason, summed over the buckets."""
+        events: Counter[tuple[str, str]] = Counter()
+        errors: Counter[str] = Counter()
+        for type_counts in self.events.values():
+            events.update(type_counts)
+        for reason_counts in self.errors.values():
+            errors.update(reason_counts)
+        return events, errors
+
 
 _SOURCES = (
     # (rollup, its keys, the rows, their time, their keys, which rows count, the Stats part)

@@ -87,10 +87,19 @@ errors = sa.Table(
     # Where the error came from in an at-least-once queue (message key and position), so
     # that a message delivered twice writes its errors once. Empty for the `db` queue.
     sa.Column("delivery_key", sa.String(255), nullable=True),
+    # The raw event's own session id, category and name, when it has usable ones (null for
+    # whole-body errors), so that errors are found as events are.
+    sa.Column("session_id", sa.String(128), nullable=True),
+    sa.Column("category", sa.String(100), nullable=True),
+    sa.Column("name", sa.String(100), nullable=True),
     sa.Index("ix_errors_received_at", "received_at", "id"),
     sa.Index("ix_errors_reason_received_at", "reason", "received_at", "id"),
     # `GET /errors/?replayed=...`, newest first, without walking the other kind.
     sa.Index("ix_errors_replayed_received_at", "replayed", "received_at", "id"),
+    sa.Index("ix_errors_application_id_received_at", "application_id", "received_at", "id"),
+    sa.Index("ix_errors_session_id_received_at", "session_id", "received_at", "id"),
+    sa.Index("ix_errors_category_received_at", "category", "received_at", "id"),
+    sa.Index("ix_errors_name_received_at", "name", "received_at", "id"),
     sa.Index(
         "uq_errors_delivery_key",
         "delivery_key",
@@ -108,6 +117,42 @@ errors = sa.Table(
         sqlite_where=sa.text("event_id IS NOT NULL"),
     ),
     sqlite_autoincrement=True,
+)
+
+# Who is signed in to the console: the cookie's secret is stored hashed, with the API token
+# it was opened with (or a hash of `THE_EYE_ADMIN_TOKEN`), so that revoking the token, or
+# changing the admin token, closes the console sessions opened with it.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_id", sa.Integer, nullable=True),
+    sa.Column("admin_token_hash", sa.String(64), nullable=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    sa.Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
+# Bulk replays started from the console: run by a thread of the API process that started
+# one, and read by whichever process a progress page asks.
+replay_jobs = sa.Table(
+    "replay_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("filters", Json, nullable=False),
+    sa.Column("started_by", sa.String(100), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=True),
+    # Null until counted: the errors the filters matched when the job started.
+    sa.Column("total", sa.BigInteger, nullable=True),
+    sa.Column("replayed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("still_failing", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("skipped", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("failure", sa.Text, nullable=True),
 )
 
 # JSON Schemas for the `data` of one event type; the highest version of a type is the one in force.

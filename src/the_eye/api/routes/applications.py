@@ -1,4 +1,8 @@
-"""`/applications/`: who may send events, and their write keys (admin)."""
+"""`/applications/`: who may send events, and their write keys (admin).
+
+The changes go through `the_eye.services.credentials`, with this process's caches, so a
+rotated or revoked key is refused at once here and a strict flag applies at once here.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from the_eye.api.pagination import RowId, iso
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import state_of
-from the_eye.store import credentials, queries
+from the_eye.services import credentials
 
 router = APIRouter(tags=["applications"], dependencies=[AdminAccess])
 
@@ -46,11 +50,7 @@ def application_json(app: credentials.Application) -> dict[str, Any]:
 
 @router.get("/applications/", summary="List applications", response_model=bodies.ApplicationList)
 def list_applications(request: Request) -> JSONBody:
-    with state_of(request).engine.connect() as conn:
-        rows = queries.list_applications(conn)
-    apps = [
-        credentials.Application(r.id, r.name, r.active, r.created_at, strict=r.strict) for r in rows
-    ]
+    apps = credentials.list_applications(state_of(request).engine)
     return JSONBody({"results": [application_json(a) for a in apps], "next": None})
 
 
@@ -64,8 +64,7 @@ def list_applications(request: Request) -> JSONBody:
 def create_application(request: Request, body: NewApplication) -> JSONBody:
     """The answer holds the write key; it is never shown again."""
     try:
-        with state_of(request).engine.begin() as conn:
-            app = credentials.create_application(conn, body.name, body.strict)
+        app = credentials.create_application(state_of(request).engine, body.name, body.strict)
     except credentials.NameTaken as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     return JSONBody(application_json(app), status_code=201)
@@ -78,11 +77,10 @@ def create_application(request: Request, body: NewApplication) -> JSONBody:
 )
 def change_application(request: Request, app_id: RowId, body: ApplicationChanges) -> JSONBody:
     state = state_of(request)
-    with state.engine.begin() as conn:
-        app = credentials.set_strict(conn, app_id, body.strict)
-    if app is None:
-        raise not_found("application")
-    state.checker.refresh(force=True)
+    try:
+        app = credentials.set_strict(state.engine, app_id, body.strict, state)
+    except credentials.ApplicationNotFound:
+        raise not_found("application") from None
     return JSONBody(application_json(app))
 
 
@@ -93,19 +91,18 @@ def change_application(request: Request, app_id: RowId, body: ApplicationChanges
 )
 def rotate_key(request: Request, app_id: RowId) -> JSONBody:
     state = state_of(request)
-    with state.engine.begin() as conn:
-        app = credentials.rotate_write_key(conn, app_id)
-    if app is None:
-        raise not_found("application")
-    state.write_keys.forget()
+    try:
+        app = credentials.rotate_write_key(state.engine, app_id, state)
+    except credentials.ApplicationNotFound:
+        raise not_found("application") from None
     return JSONBody(application_json(app))
 
 
 @router.delete("/applications/{app_id}/", status_code=204, summary="Revoke an application's key")
 def revoke(request: Request, app_id: RowId) -> Response:
     state = state_of(request)
-    with state.engine.begin() as conn:
-        if not credentials.revoke_application(conn, app_id):
-            raise not_found("application")
-    state.write_keys.forget()
+    try:
+        credentials.revoke_application(state.engine, app_id, state)
+    except credentials.ApplicationNotFound:
+        raise not_found("application") from None
     return Response(status_code=204)

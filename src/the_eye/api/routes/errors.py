@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.engine import Connection
 from starlette.responses import StreamingResponse
 
 from the_eye.api import bodies
@@ -41,6 +42,9 @@ def error_json(row: AnyRow, names: dict[int, str]) -> dict[str, Any]:
         "message": row.message,
         "details": row.details,
         "event_id": row.event_id,
+        "session_id": row.session_id,
+        "category": row.category,
+        "name": row.name,
         "application": names.get(row.application_id),
         "received_at": iso(row.received_at),
         "replayed": row.replayed,
@@ -57,11 +61,24 @@ class ErrorFilters:
     received_at__gte: str | None = time_param()
     received_at__lte: str | None = time_param()
     replayed: bool | None = None
+    session: str | None = Query(None, description="The raw event's session id.")
+    category: str | None = Query(None, description="The raw event's category.")
+    name: str | None = Query(None, description="The raw event's name.")
 
     def __post_init__(self) -> None:
         # A time that does not parse is a 400 even when nothing could match (an unknown
         # application answers before the filters are used).
         self.where(None)
+
+    def resolve(self, conn: Connection) -> queries.ErrorFilter | None:
+        """The store's filter, with the application looked up by name; None when no
+        application has that name (nothing matches)."""
+        app_id = None
+        if self.application is not None:
+            app_id = queries.application_id(conn, self.application)
+            if app_id is None:
+                return None
+        return self.where(app_id)
 
     def where(self, application_id: int | None) -> queries.ErrorFilter:
         """The store's filter for these query parameters and the application's id."""
@@ -71,6 +88,9 @@ class ErrorFilters:
             time_filter(self.received_at__gte, "received_at__gte"),
             time_filter(self.received_at__lte, "received_at__lte"),
             self.replayed,
+            self.session,
+            self.category,
+            self.name,
         )
 
 
@@ -148,13 +168,11 @@ def replay_errors(request: Request, filters: ErrorFilters = Depends()) -> JSONBo
     schemas in force now. Those that pass become events; the others keep their record with
     the new reason; whole-body and already replayed errors are skipped."""
     state = state_of(request)
-    app_id = None
-    if filters.application is not None:
-        with state.engine.connect() as conn:
-            app_id = queries.application_id(conn, filters.application)
-        if app_id is None:
-            return JSONBody({"replayed": 0, "still_failing": 0, "skipped": 0})
-    counts = replay.replay_errors(state.engine, filters.where(app_id), state.checker)
+    with state.engine.connect() as conn:
+        where = filters.resolve(conn)
+    if where is None:
+        return JSONBody({"replayed": 0, "still_failing": 0, "skipped": 0})
+    counts = replay.replay_errors(state.engine, where, state.checker)
     return JSONBody(
         {
             "replayed": counts.replayed,

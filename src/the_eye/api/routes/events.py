@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Body, Query, Request, Response
 from starlette.responses import StreamingResponse
 
@@ -24,7 +27,7 @@ from the_eye.api.pagination import (
 )
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
-from the_eye.api.state import state_of
+from the_eye.api.state import AppState, state_of
 from the_eye.export.formats import EVENT_COLUMNS, Format
 from the_eye.services import corrections
 from the_eye.store import exports, queries
@@ -77,6 +80,63 @@ def list_events_page(
     )
 
 
+Ordering = Literal["timestamp", "-timestamp"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events a list shows and in which order, as `GET /events/` and the console's
+    explorer take them; a filter left None does not filter."""
+
+    session: str | None = None
+    category: str | None = None
+    name: str | None = None
+    application: str | None = None
+    timestamp_gte: datetime | None = None
+    timestamp_lte: datetime | None = None
+    ordering: Ordering = "-timestamp"
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        session: str | None,
+        category: str | None,
+        name: str | None,
+        application: str | None,
+        timestamp__gte: str | None,
+        timestamp__lte: str | None,
+        ordering: Ordering,
+    ) -> EventQuery:
+        """The query the list's parameters ask for; a `400 invalid_filter` for a time that
+        is not ISO 8601."""
+        return cls(
+            session,
+            category,
+            name,
+            application,
+            time_filter(timestamp__gte, "timestamp__gte"),
+            time_filter(timestamp__lte, "timestamp__lte"),
+            ordering,
+        )
+
+    @property
+    def keyset(self) -> queries.Keyset:
+        if self.ordering == "timestamp":
+            return queries.EVENTS_OLDEST_FIRST
+        return queries.EVENTS_NEWEST_FIRST
+
+    def select(self, application_id: int | None) -> sa.Select[Any]:
+        return queries.select_events(
+            session=self.session,
+            category=self.category,
+            name=self.name,
+            application_id=application_id,
+            timestamp_gte=self.timestamp_gte,
+            timestamp_lte=self.timestamp_lte,
+        )
+
+
 @router.get(
     "/events/",
     summary="List events",
@@ -91,22 +151,21 @@ def list_events(
     application: str | None = Query(None, description="Application name."),
     timestamp__gte: str | None = time_param(),
     timestamp__lte: str | None = time_param(),
-    ordering: Literal["timestamp", "-timestamp"] = "-timestamp",
+    ordering: Ordering = "-timestamp",
     limit: int = Limit,
     cursor: str | None = CursorParam,
 ) -> JSONBody:
-    keyset = queries.EVENTS_OLDEST_FIRST if ordering == "timestamp" else queries.EVENTS_NEWEST_FIRST
-    return list_events_page(
-        request,
-        keyset,
-        cursor,
-        limit,
+    query = EventQuery.parse(
         session=session,
         category=category,
         name=name,
         application=application,
-        timestamp_gte=time_filter(timestamp__gte, "timestamp__gte"),
-        timestamp_lte=time_filter(timestamp__lte, "timestamp__lte"),
+        timestamp__gte=timestamp__gte,
+        timestamp__lte=timestamp__lte,
+        ordering=ordering,
+    )
+    return list_page(
+        request, query.keyset, cursor, limit, query.application, query.select, event_json
     )
 
 
@@ -129,22 +188,22 @@ def export_events(
     """Every event the filters of `GET /events/` match, in one streamed answer of any size,
     oldest first (by `timestamp`, then `id`). For files a warehouse loads incrementally,
     see `the-eye export`."""
-    gte = time_filter(timestamp__gte, "timestamp__gte")
-    lte = time_filter(timestamp__lte, "timestamp__lte")
+    query = EventQuery.parse(
+        session=session,
+        category=category,
+        name=name,
+        application=application,
+        timestamp__gte=timestamp__gte,
+        timestamp__lte=timestamp__lte,
+        ordering="timestamp",
+    )
     return export_response(
         request,
         format,
         EVENT_COLUMNS,
-        queries.EVENTS_OLDEST_FIRST,
-        application,
-        lambda conn, app_id: queries.select_events(
-            session=session,
-            category=category,
-            name=name,
-            application_id=app_id,
-            timestamp_gte=gte,
-            timestamp_lte=lte,
-        ).with_only_columns(*exports.event_columns(conn)),
+        query.keyset,
+        query.application,
+        lambda conn, app_id: query.select(app_id).with_only_columns(*exports.event_columns(conn)),
         "events",
     )
 
@@ -183,6 +242,17 @@ def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBo
             "unsupported_media_type",
             "Send the edit as a JSON object, with `Content-Type: application/json`.",
         )
+    state = state_of(request)
+    row = apply_edit(state, event_id, body, replace=replace)
+    with state.engine.connect() as conn:
+        names = queries.application_names(conn)
+    return JSONBody(event_json(row, names))
+
+
+def apply_edit(state: AppState, event_id: int, body: Any, *, replace: bool) -> AnyRow:
+    """Edit event `event_id` with the decoded JSON `body` (PATCH, or PUT with `replace`)
+    through the checks of a new event; the changed row, or an `ApiError` saying why not (the
+    failing check's reason as its code), and then nothing is written."""
     if _holds_non_finite(body):
         # The edit's body is read by the standard library, which takes these; ingest's
         # reader refuses them, and the store would keep them as null.
@@ -192,9 +262,8 @@ def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBo
             "The body is not valid JSON: `NaN`, `Infinity` and numbers out of range (such as "
             "`1e400`) are refused, as when events are sent.",
         )
-    state = state_of(request)
     try:
-        row = corrections.edit_event(state.engine, event_id, body, state.checker, replace=replace)
+        return corrections.edit_event(state.engine, event_id, body, state.checker, replace=replace)
     except corrections.EventNotFound:
         raise not_found("event") from None
     except corrections.EditInvalid as exc:
@@ -204,9 +273,6 @@ def _edit(request: Request, event_id: RowId, body: Any, replace: bool) -> JSONBo
         raise ApiError(400, rejected.reason, rejected.message, rejected.details) from None
     except corrections.EventIdTaken as exc:
         raise ApiError(409, "conflict", str(exc)) from None
-    with state.engine.connect() as conn:
-        names = queries.application_names(conn)
-    return JSONBody(event_json(row, names))
 
 
 def _holds_non_finite(value: Any) -> bool:

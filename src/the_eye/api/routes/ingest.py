@@ -1,4 +1,5 @@
-"""`POST /events/` and Segment's `/v1/*`: the hot path. Authenticate, bound, parse, queue
+"""`POST /events/` and Segment's `/v1/*` (with analytics.js's short paths, `/v1/t` for
+`/v1/track`...): the hot path. Authenticate, bound, parse, queue
 durably, answer.
 
 No per-event validation and no store writes happen here; the processor does both. The
@@ -38,7 +39,14 @@ from the_eye.api.responses import encode_json
 from the_eye.api.state import state_of
 from the_eye.config import Settings
 from the_eye.queue import EVENTS, Message, Queue, QueueUnavailable, rejected_message
-from the_eye.segment_wire import BATCH, CALLS, MessageTooLarge, read_segment_body, segment_kind
+from the_eye.segment_wire import (
+    BATCH,
+    CALLS,
+    SHORT_CALLS,
+    MessageTooLarge,
+    read_segment_body,
+    segment_kind,
+)
 from the_eye.timestamps import utcnow
 from the_eye.wire import BodyRejected, client_event_id, decode_body, events_in, write_key_in
 
@@ -250,13 +258,22 @@ class SegmentCall(BodyFormat):
 EYE_EVENTS = EyeEvents()
 SEGMENT_CALLS = {call: SegmentCall(call) for call in CALLS}
 
+# Each Segment path, long and short (analytics.js posts `track` to `/v1/t`), and its call.
+SEGMENT_PATHS = {
+    **{f"/v1/{call}": SEGMENT_CALLS[call] for call in CALLS},
+    **{f"/v1/{short}": SEGMENT_CALLS[call] for short, call in SHORT_CALLS.items()},
+}
+
 # Every path the bare ASGI endpoint serves, with and without the trailing slash.
 INGEST_PATHS: dict[str, BodyFormat] = {
     "/events/": EYE_EVENTS,
     "/events": EYE_EVENTS,
-    **{f"/v1/{call}": f for call, f in SEGMENT_CALLS.items()},
-    **{f"/v1/{call}/": f for call, f in SEGMENT_CALLS.items()},
+    **SEGMENT_PATHS,
+    **{f"{path}/": f for path, f in SEGMENT_PATHS.items()},
 }
+
+# Answer headers a page on an allowed origin may read: a browser's sender backs off by them.
+EXPOSED_HEADERS = "Retry-After"
 
 
 class Ingest:
@@ -414,7 +431,11 @@ class Ingest:
             extra.append((b"connection", b"close"))
         origin = headers.get("origin")
         if origin and (self.any_origin or origin in self.cors_origins):
-            extra += [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
+            extra += [
+                (b"access-control-allow-origin", origin.encode()),
+                (b"access-control-expose-headers", EXPOSED_HEADERS.encode()),
+                (b"vary", b"Origin"),
+            ]
         await send(
             {
                 "type": "http.response.start",
@@ -483,5 +504,17 @@ for _call, _format in SEGMENT_CALLS.items():
         tags=["segment"],
         operation_id=f"segment_{_call}",
         openapi_extra=segment_operation(_call),
+        response_class=Response,
+    )
+
+# analytics.js's short paths: the same endpoints, left out of the OpenAPI document, which
+# names each call once.
+for _short, _call in SHORT_CALLS.items():
+    router.add_api_route(
+        f"/v1/{_short}",
+        _segment_endpoint(SEGMENT_CALLS[_call]),
+        methods=["POST"],
+        status_code=200,
+        include_in_schema=False,
         response_class=Response,
     )

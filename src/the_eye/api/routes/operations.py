@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -120,14 +121,27 @@ def render_metrics(state: AppState) -> str:
             "# TYPE the_eye_processor_last_heartbeat_seconds gauge",
             f"the_eye_processor_last_heartbeat_seconds {live.last_beat_age:.3f}",
         ]
-    oldest = state.queue.oldest_received_at()
-    lag = (utcnow() - oldest).total_seconds() if oldest else 0.0
+    waiting = backlog(state)
     lines += [
         "# HELP the_eye_queue_depth Accepted requests waiting to be processed.",
         "# TYPE the_eye_queue_depth gauge",
-        f"the_eye_queue_depth {state.queue.depth()}",
+        f"the_eye_queue_depth {waiting.depth}",
         "# HELP the_eye_processing_lag_seconds Age of the oldest request waiting.",
         "# TYPE the_eye_processing_lag_seconds gauge",
-        f"the_eye_processing_lag_seconds {max(lag, 0.0):.3f}",
+        f"the_eye_processing_lag_seconds {waiting.lag_seconds:.3f}",
     ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Accepted requests waiting to be processed, and the age of the oldest (0 when none)."""
+
+    depth: int
+    lag_seconds: float
+
+
+def backlog(state: AppState) -> Backlog:
+    oldest = state.queue.oldest_received_at()
+    lag = (utcnow() - oldest).total_seconds() if oldest else 0.0
+    return Backlog(state.queue.depth(), max(lag, 0.0))

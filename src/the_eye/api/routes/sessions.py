@@ -22,9 +22,9 @@ from the_eye.api.problems import not_found
 from the_eye.api.responses import JSONBody
 from the_eye.api.routes.events import list_events_page
 from the_eye.api.state import state_of
+from the_eye.services import corrections
 from the_eye.store import queries
 from the_eye.store import sessions as store
-from the_eye.store.engine import write_transaction
 from the_eye.store.tables import AnyRow
 from the_eye.timestamps import utcnow
 
@@ -123,7 +123,8 @@ def session_events(
     dependencies=[AdminAccess],
 )
 def delete_session(request: Request, session_id: str) -> Response:
-    with write_transaction(state_of(request).engine) as conn:
-        if not store.delete_session(conn, session_id):
-            raise not_found("session")
+    try:
+        corrections.erase_session(state_of(request).engine, session_id)
+    except corrections.SessionNotFound:
+        raise not_found("session") from None
     return Response(status_code=204)

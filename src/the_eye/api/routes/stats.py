@@ -35,12 +35,7 @@ def _errors(counts: Counter[str]) -> list[dict[str, Any]]:
 
 
 def stats_json(stats: Stats, bucketed: bool) -> dict[str, Any]:
-    totals_events: Counter[tuple[str, str]] = Counter()
-    totals_errors: Counter[str] = Counter()
-    for counts in stats.events.values():
-        totals_events.update(counts)
-    for error_counts in stats.errors.values():
-        totals_errors.update(error_counts)
+    totals_events, totals_errors = stats.totals()
     buckets = []
     if bucketed:
         # Bucketed stats are keyed by bucket start only (None is the key of unbucketed ones).

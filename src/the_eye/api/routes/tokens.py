@@ -19,7 +19,7 @@ from the_eye.api.pagination import RowId, iso
 from the_eye.api.problems import not_found
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import state_of
-from the_eye.store import credentials
+from the_eye.services import credentials
 
 router = APIRouter(tags=["tokens"], dependencies=[AdminAccess])
 
@@ -50,8 +50,7 @@ def token_json(token: credentials.Token) -> dict[str, object]:
     response_model=bodies.TokenList,
 )
 def list_tokens(request: Request) -> JSONBody:
-    with state_of(request).engine.connect() as conn:
-        tokens = credentials.list_tokens(conn)
+    tokens = credentials.list_tokens(state_of(request).engine)
     return JSONBody({"results": [token_json(t) for t in tokens], "next": None})
 
 
@@ -60,16 +59,15 @@ def list_tokens(request: Request) -> JSONBody:
 )
 def create_token(request: Request, body: NewToken) -> JSONBody:
     """The answer holds the token; it is never shown again."""
-    with state_of(request).engine.begin() as conn:
-        token = credentials.issue_token(conn, body.name, body.scope)
+    token = credentials.issue_token(state_of(request).engine, body.name, body.scope)
     return JSONBody(token_json(token), status_code=201)
 
 
 @router.delete("/tokens/{token_id}/", status_code=204, summary="Revoke an API token")
 def revoke_token(request: Request, token_id: RowId) -> Response:
     state = state_of(request)
-    with state.engine.begin() as conn:
-        if not credentials.revoke_token(conn, token_id):
-            raise not_found("API token")
-    state.api_tokens.forget()
+    try:
+        credentials.revoke_token(state.engine, token_id, state)
+    except credentials.TokenNotFound:
+        raise not_found("API token") from None
     return Response(status_code=204)
