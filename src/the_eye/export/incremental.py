@@ -15,8 +15,9 @@ every run that could not see it. Then, in chunks of `CHUNK` events by id up to t
 write each day's rows to `_staging`, `rename` them into place (atomic: a reader sees a
 whole file or none), and only then save the chunk's last id in the store. A crash before
 the save leaves files whose events the next run writes again, to the same names (a chunk is
-named after its first id and always holds the next `CHUNK` events, or more when more have
-committed since), so the rewrite replaces them instead of adding to them.
+named after its first id and holds the next `CHUNK` events after the saved position: the
+same events again, or more when the first try was a run's last, shorter chunk), so the
+rewrite replaces them instead of adding to them.
 
 **Edits and deletes.** An edit or a delete (`PATCH`/`PUT`/`DELETE /events/{id}/`, session
 erasure) records the day of the event, before and after, in `event_changes`, in its own
