@@ -81,13 +81,19 @@ def timed(call, repeat: int) -> tuple[float, float]:
     return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def store_arguments(description: str, repeat: int) -> argparse.ArgumentParser:
+    """The options of a measurement over a seeded store: its size, its time span, the
+    number of timed runs and the store (a fresh SQLite file by default)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=repeat)
     parser.add_argument("--database-url", help="default: a new SQLite file in a temp dir")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = store_arguments(__doc__.split("\n\n")[0], repeat=20).parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"

@@ -301,3 +301,68 @@ def generate_events(
                 "pad": pad,
             },
         )
+
+
+# A candidate schema for pageviews in dry runs: a `path` that starts with a slash.
+PATH_SCHEMA = {
+    "type": "object",
+    "required": ["path"],
+    "properties": {"path": {"type": "string", "pattern": "^/"}},
+}
+
+
+def seed_pageviews(sender: httpx.Client, processor, engine: Engine) -> dict[str, int]:
+    """Pageviews stored and kept as errors, to dry-run `PATH_SCHEMA` against.
+
+    Stored, with no schema yet: 10 pageviews (`ok-0`..`ok-5` pass it; `no-path-0`..`2` lack
+    `path`; `bad-path`, the newest, has one without a slash) and 2 clicks. Then, under a
+    version 1 that asks for a `referrer`, 7 pageview errors (`err-ok-0`..`3` pass it;
+    `err-no-path-0`, `1` lack `path`; `err-future` is from the future) and errors a dry run
+    of pageviews leaves alone: a form submit from the future and a body that is not JSON.
+    Returns the row id of every stored event and error by its `event_id`.
+    """
+    from the_eye.services.schemas import register_schema
+    from the_eye.store.tables import errors, events
+
+    names = [f"ok-{i}" for i in range(6)] + [f"no-path-{i}" for i in range(3)] + ["bad-path"]
+    stored = [
+        make_event(
+            event_id=key,
+            timestamp=f"2021-01-01T09:00:{second:02d}Z",
+            data={"host": "h", "path": "/p"}
+            if key.startswith("ok")
+            else {"host": "h"}
+            if key.startswith("no-path")
+            else {"path": "p"},
+        )
+        for second, key in enumerate(names)
+    ]
+    stored += [make_event(name="cta click", event_id=f"click-{i}", data={"x": i}) for i in range(2)]
+    assert sender.post("/events/", json=stored).status_code == 202
+    processor.drain()
+    with engine.begin() as conn:
+        register_schema(conn, "page interaction", "pageview", {"required": ["referrer"]})
+    processor.checker.refresh(force=True)
+    failing = [make_event(event_id=f"err-ok-{i}", data={"path": "/a"}) for i in range(4)]
+    failing += [make_event(event_id=f"err-no-path-{i}", data={"host": "h"}) for i in range(2)]
+    failing.append(make_event(event_id="err-future", timestamp="2100-01-01T00:00:00Z"))
+    failing.append(
+        make_event(
+            category="form interaction",
+            name="submit",
+            event_id="submit-future",
+            timestamp="2100-01-01T00:00:00Z",
+        )
+    )
+    assert sender.post("/events/", json=failing).status_code == 202
+    assert sender.post("/events/", content=b"{not json").status_code == 400
+    processor.drain()
+    with engine.connect() as conn:
+        ids = dict(conn.execute(sa.select(events.c.event_id, events.c.id)).all())
+        ids.update(
+            conn.execute(
+                sa.select(errors.c.event_id, errors.c.id).where(errors.c.event_id.is_not(None))
+            ).all()
+        )
+    assert len(ids) == 12 + 8
+    return ids

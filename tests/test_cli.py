@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import client_as, count_rows, make_event, write_schema_file
+from tests.helpers import (
+    PATH_SCHEMA,
+    client_as,
+    count_rows,
+    make_event,
+    seed_pageviews,
+    write_schema_file,
+)
 from tests.processes import ServeProcess, wait_until
 from the_eye.store.tables import applications, errors, events
 from the_eye.store.writes import store_events
@@ -103,6 +110,36 @@ def test_errors_replay_stores_what_a_new_schema_version_accepts_with_a_progress_
     assert "1200/1200" in out  # the progress bar's last state
     assert count_rows(engine, events) == 1200
     assert count_rows(engine, errors, ~errors.c.replayed, errors.c.session_id == "other") == 5
+
+
+def test_schemas_dry_run_prints_the_counts_and_exits_1_when_some_would_fail(
+    process_env, tmp_path, sender, processor, engine
+):
+    ids = seed_pageviews(sender, processor, engine)
+    candidate = tmp_path / "pageview.json"
+    write_schema_file(candidate, PATH_SCHEMA)
+    failing = run_the_eye(
+        process_env, "schemas", "dry-run", "page interaction", "pageview", str(candidate)
+    )
+    assert failing.returncode == 1, failing.stderr
+    assert "events: 10 checked, 6 would pass, 4 would fail" in failing.stdout
+    assert "errors: 7 checked, 4 would pass, 3 would fail" in failing.stdout
+    assert f"event {ids['bad-path']}: schema_violation at $.data.path:" in failing.stdout
+    assert f"error {ids['err-future']}: future_timestamp at $.timestamp:" in failing.stdout
+
+    write_schema_file(candidate, {"required": ["x"]})
+    clicks = ("schemas", "dry-run", "page interaction", "cta click", str(candidate), "--limit", "1")
+    passing = run_the_eye(process_env, *clicks)
+    assert passing.returncode == 0, passing.stderr
+    assert "events: 1 checked, 1 would pass, 0 would fail" in passing.stdout
+    assert "errors: 0 checked, 0 would pass, 0 would fail" in passing.stdout
+
+    write_schema_file(candidate, {"type": "objekt"})
+    unusable = run_the_eye(
+        process_env, "schemas", "dry-run", "page interaction", "pageview", str(candidate)
+    )
+    assert unusable.returncode == 2
+    assert "invalid schema" in unusable.stderr and "objekt" in unusable.stderr
 
 
 def test_purge_removes_only_what_is_older_than_the_retention(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import click
 
@@ -313,6 +313,63 @@ def schemas_load(directory: Path | None) -> None:
         _load_schemas(engine, directory)
     finally:
         engine.dispose()
+
+
+class _SchemaUnusable(click.ClickException):
+    """A dry run's schema that cannot be read or used: exit code 2, apart from 1 (some
+    events would fail)."""
+
+    exit_code = 2
+
+
+@schemas.command("dry-run")
+@click.argument("category")
+@click.argument("name")
+@click.argument("schema_file", metavar="FILE", type=click.File("rb"))
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=1000,
+    show_default=True,
+    help="How many of the type's newest events, and of its newest errors, to check.",
+)
+def schemas_dry_run(category: str, name: str, schema_file: BinaryIO, limit: int) -> None:
+    """Check the schema in FILE (JSON; - for stdin) for the event type CATEGORY/NAME against
+    its newest events and open errors, storing nothing.
+
+    Prints how many would pass and fail, with examples of failures and their paths. Exits
+    0 when none would fail, 1 when some would, 2 when the schema cannot be used.
+    """
+    import msgspec
+
+    from the_eye.processor.schemas import SchemaInvalid
+    from the_eye.services.dry_run import dry_run
+
+    try:
+        schema = msgspec.json.decode(schema_file.read())
+    except msgspec.DecodeError as exc:
+        raise _SchemaUnusable(f"{schema_file.name}: not JSON ({exc})") from None
+    engine = _engine()
+    try:
+        report = dry_run(engine, get_settings(), category, name, schema, limit)
+    except SchemaInvalid as exc:
+        raise _SchemaUnusable(f"invalid schema: {exc.message}") from None
+    finally:
+        engine.dispose()
+    click.echo(
+        f"{category}/{name}, as version {report.version}, against the newest {limit} "
+        "events and errors:"
+    )
+    for kind, tally in (("events", report.events), ("errors", report.errors)):
+        click.echo(
+            f"{kind}: {tally.checked} checked, {tally.would_pass} would pass, "
+            f"{tally.would_fail} would fail"
+        )
+        for failure in tally.examples:
+            where = f" at {failure.path}" if failure.path else ""
+            click.echo(f"  {kind[:-1]} {failure.id}: {failure.reason}{where}: {failure.message}")
+    if report.events.would_fail or report.errors.would_fail:
+        click.get_current_context().exit(1)
 
 
 def _time_option(value: str | None, name: str) -> datetime | None:

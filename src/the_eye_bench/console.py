@@ -173,6 +173,7 @@ def console_targets(
         "errors": "/console/errors/",
         "error": f"/console/errors/{errors[0]['id']}/",
         "types": "/console/types/",
+        "type": "/console/types/schema/?" + urlencode({"category": PAGE, "name": "pageview"}),
         "applications": "/console/applications/",
         "tokens": "/console/tokens/",
     }

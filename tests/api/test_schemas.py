@@ -6,7 +6,7 @@ import threading
 
 import httpx
 
-from tests.helpers import fetch_all, make_event, post_schema
+from tests.helpers import PATH_SCHEMA, fetch_all, make_event, post_schema, seed_pageviews
 from tests.processes import wait_until
 from the_eye.processor.worker import Processor
 
@@ -191,3 +191,57 @@ def test_a_recursive_schema_on_a_deep_event_is_that_events_error(sender, process
     assert error["event_id"] == "deep"
     assert error["reason"] == "check_budget_exceeded"
     assert error["details"]["limit"] == 64
+
+
+def dry_run(client: httpx.Client, schema, **fields) -> httpx.Response:
+    body = {"category": "page interaction", "name": "pageview", "schema": schema, **fields}
+    return client.post("/schemas/dry-run/", json=body)
+
+
+def test_a_dry_run_answers_what_would_pass_and_fail_with_a_read_token(
+    sender, processor, engine, reader, admin, server
+):
+    ids = seed_pageviews(sender, processor, engine)
+    answer = dry_run(reader, PATH_SCHEMA)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["category"], body["name"], body["version"], body["limit"]) == (
+        "page interaction",
+        "pageview",
+        2,
+        1000,
+    )
+    events, errors = body["events"], body["errors"]
+    assert (events["checked"], events["would_pass"], events["would_fail"]) == (10, 6, 4)
+    assert [(e["id"], e["reason"], e["path"]) for e in events["examples"]] == [
+        (ids[key], "schema_violation", "$.data.path")
+        for key in ("bad-path", "no-path-2", "no-path-1", "no-path-0")
+    ]
+    assert (errors["checked"], errors["would_pass"], errors["would_fail"]) == (7, 4, 3)
+    assert [(e["id"], e["reason"], e["path"]) for e in errors["examples"]] == [
+        (ids["err-future"], "future_timestamp", "$.timestamp"),
+        (ids["err-no-path-1"], "schema_violation", "$.data.path"),
+        (ids["err-no-path-0"], "schema_violation", "$.data.path"),
+    ]
+    limited = dry_run(reader, PATH_SCHEMA, limit=2).json()
+    assert (limited["limit"], limited["events"]["checked"], limited["errors"]["checked"]) == (
+        2,
+        2,
+        2,
+    )
+    # Nothing changed: version 1 is still the one in force.
+    (in_force,) = admin.get("/schemas/").json()["results"]
+    assert in_force["version"] == 1
+    assert httpx.post(f"{server.url}/schemas/dry-run/", json={}).status_code == 401
+
+
+def test_a_dry_run_of_an_invalid_schema_or_limit_is_400(reader):
+    refused = dry_run(reader, {"type": "objekt"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_schema"
+    assert refused.json()["error"]["details"]["path"] == "$.type"
+    for limit in (0, 10_001, "many"):
+        answer = dry_run(reader, PATH_SCHEMA, limit=limit)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "invalid_request"
+    assert dry_run(reader, PATH_SCHEMA, limit=10_000).status_code == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def console(empty_store_url) -> Iterator[Console]:
         admin_token="console-admin-" + uuid.uuid4().hex,
         poll_interval=0.01,
         key_cache_seconds=0.5,
+        # As in the store tests: no stall of a loaded machine turns a schema violation that a
+        # page counts into `check_budget_exceeded`.
+        schema_check_budget_ms=30_000,
         _env_file=None,
     )
     engine = create_engine(settings)
@@ -144,3 +148,17 @@ def store_events(console: Console, events: list[dict]) -> list[dict]:
 
     found = wait_until(stored, timeout=20)
     return sorted(found, key=lambda row: (row["timestamp"], row["id"]))
+
+
+@contextmanager
+def signed_in_client(console: Console, token: str | None = None) -> Iterator[httpx.Client]:
+    """An HTTP client signed in to the console through its form, as a browser would be;
+    for requests a browser would not make (forged or malformed ones)."""
+    with httpx.Client(base_url=console.url, timeout=30) as client:
+        form = client.get("/console/sign-in/").text
+        csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        answer = client.post(
+            "/console/sign-in/", data={"token": token or console.admin_token, "csrf_token": csrf}
+        )
+        assert answer.status_code == 303, answer.text
+        yield client

@@ -97,4 +97,5 @@ def test_failures_on_console_paths_are_pages(console, page):
     answer = page.goto(console.url + "/console/no-such-page/")
     assert answer is not None and answer.status == 404
     assert answer.headers["content-type"].startswith("text/html")
-    assert page.get_by_role("alert").inner_text() == "No such page."
+    assert page.get_by_role("alert").inner_text() == "No such resource."
+    assert page.get_by_role("heading", name="Not found").is_visible()

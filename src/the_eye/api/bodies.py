@@ -118,6 +118,42 @@ class SchemaVersionList(BaseModel):
     next: None = Field(description="Always null: one page holds them all.")
 
 
+class DryRunFailure(BaseModel):
+    """An event or an error the schema would refuse, and why."""
+
+    id: int = Field(
+        description="The event's id (`/events/{id}/`) or the error's (`/errors/{id}/`)."
+    )
+    reason: ErrorReason = Field(description="The reason its error record would give.")
+    path: str | None = Field(
+        description="The JSON path at fault (`$.data.form.first_name`, `$.timestamp`), if any."
+    )
+    message: str
+
+
+class DryRunTally(BaseModel):
+    checked: int
+    would_pass: int
+    would_fail: int
+    examples: list[DryRunFailure] = Field(
+        description="Up to 10 of those that would fail, newest first."
+    )
+
+
+class SchemaDryRun(BaseModel):
+    """What a schema would do to the newest events and errors of its type; nothing is stored."""
+
+    category: str
+    name: str
+    version: int = Field(description="The version it would get, were it registered now.")
+    limit: int = Field(description="How many events, and how many errors, were looked at, at most.")
+    events: DryRunTally = Field(description="The type's newest stored events, checked again.")
+    errors: DryRunTally = Field(
+        description="The type's newest open errors holding one event: one that would pass is "
+        "one a replay would store once the schema is in force."
+    )
+
+
 class EventCount(BaseModel):
     category: str
     name: str

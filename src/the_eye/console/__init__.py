@@ -10,18 +10,17 @@ API over HTTP. Failures on a console path answer an HTML page, not the API's JSO
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
-from the_eye.api.problems import ApiError
 from the_eye.console.auth import SignInRequired
 from the_eye.console.pages import PAGES
 from the_eye.console.templating import is_htmx, render
@@ -29,6 +28,8 @@ from the_eye.console.templating import is_htmx, render
 STATIC = Path(__file__).parent / "static"
 PREFIX = "/console/"
 STATIC_PREFIX = "/console/static/"
+# Headers of the API's failure answers that a failure page keeps.
+_KEPT_HEADERS = frozenset({"retry-after", "allow"})
 
 
 def sign_in_redirect(request: Request, next_path: str) -> Response:
@@ -39,13 +40,16 @@ def sign_in_redirect(request: Request, next_path: str) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-def problem_page(request: Request, status: int, title: str, message: str) -> Response:
+def problem_page(
+    request: Request, status: int, title: str, message: str, headers: dict[str, str]
+) -> Response:
     return render(
         request,
         None,
         "problem.html",
         {"status": status, "title": title, "message": message},
         status_code=status,
+        headers=headers,
     )
 
 
@@ -64,33 +68,27 @@ def install(app: FastAPI) -> None:
     for page in PAGES:
         app.include_router(page.router)
 
-    api_error = app.exception_handlers[ApiError]
-    http_error = app.exception_handlers[StarletteHTTPException]
-    invalid = app.exception_handlers[RequestValidationError]
+    # Every failure the API answers with its JSON body answers a page on console paths: the
+    # API's handler runs first (it logs, picks the status and the message), then its answer
+    # is shown as a page with the same status and headers (`Retry-After`, `Allow`).
+    for kind, handler in list(app.exception_handlers.items()):
+        app.add_exception_handler(kind, _as_page_on_console_paths(handler))
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
         return sign_in_redirect(request, exc.next_path)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> Response:
-        if not request.url.path.startswith(PREFIX):
-            return await _answer(api_error, request, exc)
-        return problem_page(request, exc.status, exc.code.replace("_", " "), exc.message)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if not request.url.path.startswith(PREFIX):
-            return await _answer(http_error, request, exc)
-        message = "No such page." if exc.status_code == 404 else str(exc.detail)
-        return problem_page(request, exc.status_code, "Not found", message)
+def _as_page_on_console_paths(handler: Callable[..., Any]) -> Callable[..., Any]:
+    async def answer(request: Request, exc: Exception) -> Response:
+        response = await _answer(handler, request, exc)
+        if not request.url.path.startswith(PREFIX) or not response.headers.get(
+            "content-type", ""
+        ).startswith("application/json"):
+            return response
+        error = json.loads(bytes(response.body))["error"]
+        status = response.status_code
+        headers = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
+        return problem_page(request, status, HTTPStatus(status).phrase, error["message"], headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        if not request.url.path.startswith(PREFIX):
-            return await _answer(invalid, request, exc)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
-            for e in exc.errors()
-        )
-        return problem_page(request, 400, "Invalid request", problems)
+    return answer

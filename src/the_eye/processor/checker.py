@@ -10,21 +10,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
 from the_eye.config import Settings
-from the_eye.processor.checks import EventRejected, Limits, ValidEvent, check_event
+from the_eye.processor.checks import EventRejected, Limits, ValidEvent, Violation, check_event
 from the_eye.processor.schemas import SchemaRegistry
+
+
+class SchemaRules(Protocol):
+    """The rules per event type a checker applies: the registry of the schemas in force, or
+    a `CandidateSchema` tried out in a dry run."""
+
+    def refresh(self, force: bool = False) -> None: ...
+
+    def check(
+        self, application_id: int, category: str, name: str, data: dict[str, Any]
+    ) -> Violation | None: ...
 
 
 @dataclass(slots=True)
 class EventChecker:
-    """Checks raw events against limits and, when it has a registry, the schemas in force."""
+    """Checks raw events against limits and, when it has them, the rules per event type."""
 
     limits: Limits = field(default_factory=Limits)
-    schemas: SchemaRegistry | None = None
+    schemas: SchemaRules | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> EventChecker:

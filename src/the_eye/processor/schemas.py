@@ -5,6 +5,7 @@ once, in a `SchemaRegistry`, and notices new versions (and applications' strict 
 one cheap query every few seconds. The registry's `check` is the `SchemaCheck` that
 `check_event` runs last; it does bounded work (see `the_eye.processor.validator`) and turns a
 check that cannot finish within its budget into that event's own `check_budget_exceeded`.
+`CandidateSchema` applies a schema not yet registered the same way, for a dry run.
 A schema is refused (`SchemaInvalid`) when it refers outside itself, holds a pattern RE2
 cannot run, or a number that JSON cannot carry exactly (not finite, or an integer beyond
 64 bits). `digest_of` names a schema's content whatever its key order, so that loading an
@@ -303,52 +304,83 @@ class SchemaRegistry:
                     reason="unknown_event_type",
                 )
             return None
-        if too_deep(data):
-            return _unchecked(
-                schema,
-                f"`data` nests more than {MAX_CHECKED_DEPTH} levels deep, deeper than The Eye "
-                "checks against a schema.",
-                limit=MAX_CHECKED_DEPTH,
-            )
-        try:
-            with deadline(self.budget_seconds):
-                error = best_match(schema.validator.iter_errors(data))
-        except CheckBudgetExceeded:
-            return _unchecked(
-                schema,
-                f"Checking `data` took longer than its budget of "
-                f"{self.budget_seconds * 1000:g} ms (THE_EYE_SCHEMA_CHECK_BUDGET_MS).",
-                budget_ms=self.budget_seconds * 1000,
-            )
-        except RecursionError:
-            return _unchecked(
-                schema, "Checking `data` recursed deeper than The Eye can follow.", limit=None
-            )
-        except re2.error:
-            return Violation(
-                f"The schema (version {schema.version}) holds a pattern that RE2 cannot run; "
-                "register a new version without it.",
-                {
-                    "field": "data",
-                    "path": "$.data",
-                    "rule": "pattern",
-                    "schema_version": schema.version,
-                },
-            )
-        except Unresolvable as exc:
-            return Violation(
-                f"The schema (version {schema.version}) refers to {exc.ref!r}, "
-                "which The Eye cannot resolve.",
-                {
-                    "field": "data",
-                    "path": "$.data",
-                    "rule": "$ref",
-                    "schema_version": schema.version,
-                },
-            )
-        if error is None:
+        return check_data(schema, data, self.budget_seconds)
+
+
+def check_data(
+    schema: CompiledSchema, data: dict[str, Any], budget_seconds: float
+) -> Violation | None:
+    """None when `data` satisfies `schema`, else the Violation that keeps its event out: the
+    one schema check of processing, replay, edits and dry runs. Does bounded work and no I/O."""
+    if too_deep(data):
+        return _unchecked(
+            schema,
+            f"`data` nests more than {MAX_CHECKED_DEPTH} levels deep, deeper than The Eye "
+            "checks against a schema.",
+            limit=MAX_CHECKED_DEPTH,
+        )
+    try:
+        with deadline(budget_seconds):
+            error = best_match(schema.validator.iter_errors(data))
+    except CheckBudgetExceeded:
+        return _unchecked(
+            schema,
+            f"Checking `data` took longer than its budget of "
+            f"{budget_seconds * 1000:g} ms (THE_EYE_SCHEMA_CHECK_BUDGET_MS).",
+            budget_ms=budget_seconds * 1000,
+        )
+    except RecursionError:
+        return _unchecked(
+            schema, "Checking `data` recursed deeper than The Eye can follow.", limit=None
+        )
+    except re2.error:
+        return Violation(
+            f"The schema (version {schema.version}) holds a pattern that RE2 cannot run; "
+            "register a new version without it.",
+            {
+                "field": "data",
+                "path": "$.data",
+                "rule": "pattern",
+                "schema_version": schema.version,
+            },
+        )
+    except Unresolvable as exc:
+        return Violation(
+            f"The schema (version {schema.version}) refers to {exc.ref!r}, "
+            "which The Eye cannot resolve.",
+            {
+                "field": "data",
+                "path": "$.data",
+                "rule": "$ref",
+                "schema_version": schema.version,
+            },
+        )
+    if error is None:
+        return None
+    return _violation(error, schema)
+
+
+@dataclass(slots=True, frozen=True)
+class CandidateSchema:
+    """A schema tried out before it is registered: the rules of one event type as if
+    `schema` were its version in force, for checks that store nothing (a dry run). It has
+    the registry's `refresh` and `check`, so an `EventChecker` runs the same checks with it."""
+
+    category: str
+    name: str
+    schema: CompiledSchema
+    budget_seconds: float = 0.1
+
+    def refresh(self, force: bool = False) -> None:
+        """Nothing to load: the candidate never changes."""
+
+    def check(
+        self, application_id: int, category: str, name: str, data: dict[str, Any]
+    ) -> Violation | None:
+        """The candidate checks `data` of its own type; other types pass unchecked."""
+        if (category, name) != (self.category, self.name):
             return None
-        return _violation(error, schema)
+        return check_data(self.schema, data, self.budget_seconds)
 
 
 def _unchecked(schema: CompiledSchema, why: str, **details: Any) -> Violation:

@@ -32,6 +32,7 @@ __all__ = [
     "delete_event",
     "edit_event",
     "erase_session",
+    "stored_raw",
 ]
 
 EDITABLE = frozenset({"session_id", "session", "category", "name", "data", "timestamp", "event_id"})
@@ -62,6 +63,19 @@ class EditRejected(ValueError):
         self.rejected = rejected
 
 
+def stored_raw(event: AnyRow) -> dict[str, Any]:
+    """The raw event a stored event stands for, as its sender would send it: what the checks
+    run on when they judge a stored event again (an edit, a schema dry run)."""
+    return {
+        "session_id": event.session_id,
+        "category": event.category,
+        "name": event.name,
+        "data": event.data,
+        "timestamp": format_timestamp(event.timestamp),
+        "event_id": event.event_id,
+    }
+
+
 def edited_raw(current: AnyRow, changes: Any, replace: bool) -> dict[str, Any]:
     """The raw event an edit makes: `changes` over the current event, or instead of it."""
     if not isinstance(changes, dict):
@@ -74,18 +88,7 @@ def edited_raw(current: AnyRow, changes: Any, replace: bool) -> dict[str, Any]:
         session = changes.pop("session")
         changes["session_id"] = session.get("id") if isinstance(session, dict) else session
     changes.pop("session", None)
-    raw: dict[str, Any]
-    if replace:
-        raw = changes
-    else:
-        raw = {
-            "session_id": current.session_id,
-            "category": current.category,
-            "name": current.name,
-            "data": current.data,
-            "timestamp": format_timestamp(current.timestamp),
-            **changes,
-        }
+    raw = changes if replace else {**stored_raw(current), **changes}
     if raw.get("event_id") is None:
         raw["event_id"] = current.event_id
     return raw

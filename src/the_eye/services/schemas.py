@@ -18,12 +18,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from the_eye.processor.schemas import SCHEMA_INT_RANGE, SchemaInvalid, check_schema, digest_of
 from the_eye.store import schemas as store
+from the_eye.store.tables import AnyRow
 from the_eye.timestamps import utcnow
 
 
 def register_schema(
     conn: Connection, category: str, name: str, schema: Any, source: str = "api"
-) -> Any:
+) -> AnyRow:
     """Check `schema` and store it as the next version of (category, name), in force from
     the commit; return the new row. Raises SchemaInvalid, and then stores nothing."""
     check_schema(category, name, schema)

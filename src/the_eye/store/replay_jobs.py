@@ -8,6 +8,7 @@ job whose process stopped keeps its last counts and no `finished_at`.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,3 +41,13 @@ def record_progress(conn: Connection, job_id: str, **values: Any) -> None:
 
 def get_job(conn: Connection, job_id: str) -> AnyRow | None:
     return conn.execute(sa.select(replay_jobs).where(replay_jobs.c.id == job_id)).first()
+
+
+def running_job(conn: Connection, reported_since: datetime) -> str | None:
+    """The id of a job still running: unfinished, and reporting since `reported_since`."""
+    return conn.execute(
+        sa.select(replay_jobs.c.id)
+        .where(replay_jobs.c.finished_at.is_(None), replay_jobs.c.updated_at >= reported_since)
+        .order_by(replay_jobs.c.started_at.desc())
+        .limit(1)
+    ).scalar()

@@ -11,6 +11,7 @@ from the_eye.console.pages import (
     sessions,
     sign_in,
     tokens,
+    types,
 )
 
 # Alphabetical, one per line.
@@ -23,4 +24,5 @@ PAGES = (
     sessions,
     sign_in,
     tokens,
+    types,
 )

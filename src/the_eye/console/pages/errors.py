@@ -11,8 +11,9 @@ in a thread of this process, and its page (any process can serve it) polls its p
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, get_args
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,18 +21,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 
 from the_eye.api.bodies import ErrorReason
-from the_eye.api.pagination import decode_cursor, encode_cursor, next_link
+from the_eye.api.pagination import RowId, decode_cursor, encode_cursor, next_link
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.routes.errors import ErrorFilters
 from the_eye.api.state import state_of
 from the_eye.console.auth import ConsoleUser, Editor, Viewer
 from the_eye.console.marking import failing_path, marked_json
-from the_eye.console.templating import is_htmx, render
+from the_eye.console.templating import is_htmx, render, session_url
 from the_eye.services import replay
 from the_eye.store import queries
-from the_eye.store.replay_jobs import get_job
+from the_eye.store.replay_jobs import get_job, running_job
 from the_eye.store.stats import read_stats
 from the_eye.store.tables import AnyRow
+from the_eye.timestamps import utcnow
+
+# A job reports after every batch; one silent this long stopped with the process running it.
+STALLED_AFTER = timedelta(minutes=2)
 
 router = APIRouter(prefix="/console/errors", include_in_schema=False)
 
@@ -136,13 +141,8 @@ def _listed(row: AnyRow, names: dict[int, str]) -> dict[str, Any]:
     return {
         "row": row,
         "application": names.get(row.application_id),
-        "session_url": session_url(row.session_id),
+        "session_url": None if row.session_id is None else session_url(row.session_id),
     }
-
-
-def session_url(session_id: str | None) -> str | None:
-    """The console page of a session (its id quoted whole: it may hold a `/`)."""
-    return None if session_id is None else f"/console/sessions/{quote(session_id, safe='')}/"
 
 
 def _open_by_reason(conn: Any, where: queries.ErrorFilter) -> list[tuple[str, int]]:
@@ -159,7 +159,7 @@ def _open_by_reason(conn: Any, where: queries.ErrorFilter) -> list[tuple[str, in
 
 @router.get("/{error_id:int}/")
 def error_detail(
-    request: Request, error_id: int, outcome: str | None = None, user: ConsoleUser = Viewer
+    request: Request, error_id: RowId, outcome: str | None = None, user: ConsoleUser = Viewer
 ) -> HTMLResponse:
     state = state_of(request)
     with state.engine.connect() as conn:
@@ -169,11 +169,10 @@ def error_detail(
         application = queries.application_names(conn).get(row.application_id)
     path = failing_path(row.details)
     try:
-        payload = json.loads(row.payload)
-    except ValueError:
-        pieces = None  # cut short, or a body that is not JSON: shown as kept
-    else:
-        pieces = marked_json(payload, path)
+        pieces = marked_json(json.loads(row.payload), path)
+    except (ValueError, RecursionError):
+        # Cut short, not JSON, or nested deeper than Python's reader goes: shown as kept.
+        pieces = None
     return render(
         request,
         user,
@@ -182,7 +181,7 @@ def error_detail(
             "nav": "errors",
             "error": row,
             "application": application,
-            "session_url": session_url(row.session_id),
+            "session_url": None if row.session_id is None else session_url(row.session_id),
             "failing_path": path,
             "pieces": pieces,
             "outcome": OUTCOMES.get(outcome or ""),
@@ -193,7 +192,7 @@ def error_detail(
 
 
 @router.post("/{error_id:int}/replay/")
-def replay_one(request: Request, error_id: int, user: ConsoleUser = Editor) -> Response:
+def replay_one(request: Request, error_id: RowId, user: ConsoleUser = Editor) -> Response:
     state = state_of(request)
     try:
         done = replay.replay_error(state.engine, error_id, state.checker)
@@ -209,6 +208,7 @@ async def replay_filtered(request: Request, user: ConsoleUser = Editor) -> Respo
         values, filters = read_filters(await request.form())
     except FilterProblem as exc:
         raise ApiError(400, "invalid_filter", str(exc)) from None
+    # One bulk replay at a time: a second click, or a re-sent form, shows the running one.
     job_id = await run_in_threadpool(_start_job, request, user, values, filters)
     return RedirectResponse(f"/console/errors/replay/{job_id}/", status_code=303)
 
@@ -218,7 +218,10 @@ def _start_job(
 ) -> str:
     state = state_of(request)
     with state.engine.connect() as conn:
+        running = running_job(conn, utcnow() - STALLED_AFTER)
         where = filters.resolve(conn)
+    if running is not None:
+        return running
     if where is None:
         raise ApiError(400, "invalid_filter", f"No application is named {filters.application!r}.")
     return replay.start_replay_job(state.engine, where, state.checker, values, user.name)
@@ -235,6 +238,7 @@ def replay_progress(request: Request, job_id: str, user: ConsoleUser = Editor) -
         "nav": "errors",
         "job": job,
         "done": done,
+        "stalled": job.finished_at is None and utcnow() - job.updated_at > STALLED_AFTER,
         "back": "/console/errors/?" + urlencode(job.filters),
     }
     template = "replay_progress.html" if is_htmx(request) else "replay_job.html"

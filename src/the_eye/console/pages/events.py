@@ -38,7 +38,7 @@ FILTERS = ("application", "session", "category", "name", "timestamp__gte", "time
 
 def page_size(value: str) -> int:
     """A list's page size from the query (1 to the API's maximum), or a `400 invalid_filter`."""
-    if value.isdigit() and 1 <= int(value) <= MAX_LIMIT:
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_LIMIT:
         return int(value)
     raise ApiError(400, "invalid_filter", f"`limit` must be a whole number from 1 to {MAX_LIMIT}.")
 
@@ -200,7 +200,7 @@ def edit_event(
 ) -> Response:
     try:
         body = json.loads(event)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         problem = ApiError(400, "invalid_json", f"The text is not valid JSON: {exc}.")
     else:
         try:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from the_eye.api.pagination import MAX_ID
 from the_eye.api.state import state_of
 from the_eye.console.auth import ConsoleUser, Viewer
-from the_eye.console.templating import render
+from the_eye.console.templating import render, session_url
 from the_eye.store.live import LOOK_BACK, LiveFilter, LiveRows, newest_events
 from the_eye.store.queries import application_names
 from the_eye.store.tables import AnyRow
@@ -64,7 +64,7 @@ def live_row(row: AnyRow, names: dict[int, str]) -> LiveRow:
         received_at=row.received_at,
         application=names.get(row.application_id, str(row.application_id)),
         session_id=row.session_id,
-        session_url=f"/console/sessions/{quote(row.session_id, safe='')}/",
+        session_url=session_url(row.session_id),
         category=row.category,
         name=row.name,
         preview=preview(row.data),
