@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -216,6 +217,90 @@ def postgresql_database(prefix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def seed_events(
+    engine: Engine,
+    application_id: int,
+    count: int,
+    start: datetime = datetime(2021, 1, 1),
+    step: timedelta = timedelta(minutes=7),
+    prefix: str = "seed",
+    data_bytes: int = 0,
+) -> None:
+    """Store `count` events straight through the store layer (as a processor would), with
+    ids `{prefix}-{i}`, `step` apart from `start`, over a few sessions and types, in bulk."""
+    from the_eye.store.writes import store_events
+
+    rows = [
+        {
+            "application_id": application_id,
+            "event_id": f"{prefix}-{i}",
+            "session_id": f"s-{i % 13}",
+            "category": ("page interaction", "form interaction")[i % 2],
+            "name": ("pageview", "cta click", "submit")[i % 3],
+            "data": {"i": i, "path": f"/p/{i % 17}", "nested": {"ok": i % 2 == 0, "é": "ü"}}
+            | ({"pad": "x" * data_bytes} if data_bytes else {}),
+            "timestamp": start + i * step + timedelta(microseconds=i % 1000),
+            "received_at": start + i * step + timedelta(seconds=1),
+        }
+        for i in range(count)
+    ]
+    for chunk in range(0, count, 10_000):
+        with engine.begin() as conn:
+            store_events(conn, rows[chunk : chunk + 10_000])
+
+
+_GENERATED_EVENTS = {
+    # Rows made by the database itself: a few hundred thousand in about a second.
+    "sqlite": """
+        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :count)
+        INSERT INTO events (application_id, event_id, session_id, category, name, data,
+                            timestamp, received_at)
+        SELECT :app, :prefix || '-' || i, 's-' || (i % 13), 'page interaction', 'pageview',
+               '{"i":' || i || ',"pad":"' || printf('%.*c', :pad, 'x') || '"}',
+               strftime('%Y-%m-%d %H:%M:%S', :start, '+' || (i * :step) || ' seconds')
+                   || '.000000',
+               strftime('%Y-%m-%d %H:%M:%S', :start) || '.000000'
+        FROM n
+    """,
+    "postgresql": """
+        INSERT INTO events (application_id, event_id, session_id, category, name, data,
+                            timestamp, received_at)
+        SELECT :app, :prefix || '-' || i, 's-' || (i % 13), 'page interaction', 'pageview',
+               jsonb_build_object('i', i, 'pad', repeat('x', :pad)),
+               CAST(:start AS timestamp) + i * make_interval(secs => :step),
+               CAST(:start AS timestamp)
+        FROM generate_series(0, :count - 1) AS i
+    """,
+}
+
+
+def generate_events(
+    engine: Engine,
+    application_id: int,
+    count: int,
+    prefix: str = "gen",
+    start: datetime = datetime(2021, 1, 1),
+    step_seconds: int = 20,
+    pad: int = 0,
+) -> None:
+    """Insert `count` events in one statement the database runs itself, for tests whose
+    point is volume: ids `{prefix}-{i}`, `step_seconds` apart, `data` {"i", "pad": `pad`
+    x's}. Sessions and statistics are not kept (`seed_events` keeps them)."""
+    sql = sa.text(_GENERATED_EVENTS[engine.dialect.name])
+    with engine.begin() as conn:
+        conn.execute(
+            sql,
+            {
+                "count": count,
+                "app": application_id,
+                "prefix": prefix,
+                "start": start.isoformat(" "),
+                "step": step_seconds,
+                "pad": pad,
+            },
+        )
 
 
 # A candidate schema for pageviews in dry runs: a `path` that starts with a slash.

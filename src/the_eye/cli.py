@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import click
 
@@ -504,6 +504,57 @@ def purge(days: int | None, batch_size: int) -> None:
     click.echo(
         f"deleted before {cutoff.isoformat(sep=' ', timespec='seconds')} UTC: "
         f"{counts.events} events, {counts.errors} errors, {counts.sessions} sessions"
+    )
+
+
+@main.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["parquet", "ndjson"]),
+    default="parquet",
+    show_default=True,
+    help="Parquet needs the export extra (pyarrow).",
+)
+@click.option("--application", help="Only the events of this application (its name).")
+def export(
+    directory: Path, file_format: Literal["parquet", "ndjson"], application: str | None
+) -> None:
+    """Write the events stored since the last run to DIRECTORY/events/date=YYYY-MM-DD/.
+
+    Each event exactly once, across runs and crashes (run it from cron); days whose events
+    were edited or deleted since are rewritten whole.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from the_eye.export.incremental import ExportRefused, export_events
+
+    engine = _engine()
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("exporting", total=None)
+            report = export_events(
+                engine,
+                directory,
+                file_format,
+                application,
+                progress=lambda r: bar.update(task, completed=r.exported, total=r.pending),
+            )
+    except ExportRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    days = ", ".join(day.isoformat() for day in report.rewritten_days) or "none"
+    click.echo(
+        f"exported {report.exported} new events to {directory} in {report.files} file(s); "
+        f"days rewritten: {days} ({report.rewritten_events} events)"
     )
 
 

@@ -63,10 +63,17 @@ PROFILES = ("embedded", "production")
 )
 @click.option(
     "--only",
-    type=click.Choice(("queries",)),
+    type=click.Choice(("queries", "export")),
     default=None,
     help="queries: only seed the store and time the API queries and the console's pages "
-    "(no load, no wrk needed).",
+    "(no load, no wrk needed). export: only seed the store and time its Parquet export "
+    "(no server either).",
+)
+@click.option(
+    "--export",
+    "export",
+    is_flag=True,
+    help="Also time the Parquet export of the seeded store (export_events_per_s, export_rss_mb).",
 )
 def bench(
     profile: str,
@@ -77,6 +84,7 @@ def bench(
     workers: int,
     processors: int,
     only: str | None,
+    export: bool,
 ) -> None:
     """Start The Eye on a fresh database, load it over HTTP on 127.0.0.1, report the numbers.
 
@@ -117,6 +125,7 @@ def bench(
         database_url=database_url,
         queue_url=queue_url,
         only=only,
+        export=export or only == "export",
     )
     console = Console()
     if not console.is_terminal:

@@ -27,6 +27,9 @@ class Report:
     rss_mb: float = 0.0
     # Per console page: its path, and the median and p95 of its server time in ms.
     console_ms: dict[str, dict[str, float | str]] = field(default_factory=dict)
+    # The Parquet export of the stored events (`--export`); None when not measured.
+    export_events_per_s: float | None = None
+    export_rss_mb: float | None = None
     cpu: int = 0
     generator: str = ""
     # How the numbers were obtained: enough to rerun the same benchmark and compare.
@@ -55,6 +58,9 @@ class Report:
 
     def _title(self) -> str:
         d = self.details
+        if d.get("only") == "export":
+            store = f"{d.get('profile')} store"
+            return f"the-eye bench, the Parquet export alone, {store}, {self.cpu} cores"
         return (
             f"the-eye bench, {d.get('profile')} profile{' (quick)' if d.get('quick') else ''}: "
             f"{d.get('serve', {}).get('command')}, {self.cpu} cores, "
@@ -66,7 +72,36 @@ class Report:
         )
 
     def _rows(self) -> list[tuple[str, str, str, bool | None, str]]:
-        return [*self._load_rows(), *self._query_rows(), *self._console_rows(), self._rss_row()]
+        if self.details.get("only") == "export":
+            return self._export_rows()
+        return [
+            *self._load_rows(),
+            *self._query_rows(),
+            *self._console_rows(),
+            self._rss_row(),
+            *self._export_rows(),
+        ]
+
+    def _export_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        if self.export_events_per_s is None or self.export_rss_mb is None:
+            return []
+        events = self.details.get("export_events", 0)
+        return [
+            (
+                "export_events_per_s",
+                f"{self.export_events_per_s:,.0f}",
+                ">= 200,000",
+                self.export_events_per_s >= 200_000,
+                f"{events:,} stored events to Parquet",
+            ),
+            (
+                "export_rss_mb",
+                f"{self.export_rss_mb:.0f}",
+                "< 300",
+                self.export_rss_mb < 300,
+                "peak, the export's process",
+            ),
+        ]
 
     def _console_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
         rows: list[tuple[str, str, str, bool | None, str]] = []

@@ -24,6 +24,7 @@ from the_eye.store.engine import create_engine
 from the_eye.store.migrate import migrate
 from the_eye.timestamps import utcnow
 from the_eye_bench.console import ConsoleLatency, console_targets, measure_console
+from the_eye_bench.export import measure_export
 from the_eye_bench.lag import LagPlan, LagResult, measure_lag
 from the_eye_bench.launch import eye_env, limit_app_command, serve_command, serve_details
 from the_eye_bench.metrics import Counters, read_counters
@@ -74,8 +75,11 @@ class BenchOptions:
     database_url: str | None = None
     queue_url: str | None = None
     host: str = "127.0.0.1"
-    # "queries": only the API queries and the console's pages over the seeded store.
+    # "queries": only the API queries and the console's pages over the seeded store;
+    # "export": only the Parquet export of the seeded store.
     only: str | None = None
+    # Also the Parquet export of the seeded store.
+    export: bool = False
 
     @property
     def load_seconds(self) -> float:
@@ -128,6 +132,11 @@ class BenchRun:
             database_url = options.database_url or f"sqlite:///{work / 'bench.db'}"
             queue_url = options.queue_url or "db"
             now = utcnow()
+            if options.only == "export":  # no server, no load: the store and its export
+                self._export(database_url, work, self._seed(stack, database_url, queue_url, now))
+                report.details["only"] = "export"
+                report.details["duration_s"] = round(time.perf_counter() - started, 1)
+                return report
             load = None if options.only else self._prepare_load(work, now)
 
             # The store comes first, so that an unreachable database fails the run at once.
@@ -139,6 +148,8 @@ class BenchRun:
 
             servers = self._start_eye(stack, work, database_url, queue_url)
             queries = self._queries(seeded)
+            if options.export:
+                self._export(database_url, work, seeded)
             console = self._console(seeded)
             # Read after the console's few invalid events, which are not the load's.
             base = read_counters(options.host, self.port)
@@ -150,6 +161,7 @@ class BenchRun:
             self.progress.phase("stopping The Eye")
 
             report.details = {
+                **report.details,
                 "profile": options.profile,
                 "quick": options.quick,
                 "only": options.only,
@@ -219,6 +231,25 @@ class BenchRun:
         )
         self.report.console_ms = console.pages
         return console
+
+    def _export(self, database_url: str, work: Path, seeded: SeededStore) -> None:
+        """The Parquet export of every stored event, in a process of its own."""
+        self.progress.phase(f"export: {seeded.events:,} stored events to Parquet")
+        result = measure_export(database_url, work / "export")
+        self.report.export_events_per_s = result.events_per_s
+        self.report.export_rss_mb = result.peak_rss_mb
+        self.report.details.update(
+            {
+                "profile": self.options.profile,
+                "quick": self.options.quick,
+                "store_events": seeded.events,
+                "export_events": result.events,
+                "export_seconds": round(result.seconds, 2),
+                "export_files": result.files,
+                "export_method": "the_eye.export.incremental.export_events, parquet, "
+                "first run over the whole store, in a process of its own (ru_maxrss)",
+            }
+        )
 
     def _queries(self, seeded: SeededStore) -> QueryLatency:
         self.progress.phase("queries: session timelines and time ranges")

@@ -35,8 +35,22 @@ def test_every_success_answer_has_a_schema(spec):
     for path, method, operation in operations(spec):
         for status, answer in operation["responses"].items():
             if status.startswith("2") and status != "204":
-                (content,) = answer["content"].values()
-                assert content["schema"], (method, path, status)
+                assert answer["content"], (method, path, status)
+                for content in answer["content"].values():
+                    assert content["schema"], (method, path, status)
+
+
+def test_exports_document_the_media_type_of_each_format(spec):
+    for path in ("/events/export/", "/errors/export/"):
+        operation = spec["paths"][path]["get"]
+        assert set(operation["responses"]["200"]["content"]) == {
+            "application/x-ndjson",
+            "text/csv",
+            "application/vnd.apache.parquet",
+        }
+        (format_param,) = [p for p in operation["parameters"] if p["name"] == "format"]
+        assert format_param["schema"]["enum"] == ["ndjson", "csv", "parquet"]
+        assert operation["x-scope"] == "read"
 
 
 def test_errors_are_documented_as_they_are_answered(spec):

@@ -142,3 +142,28 @@ def test_only_queries_times_the_api_queries_and_every_console_page_there_is(tmp_
     assert every_page <= timed_or_missing
     assert all(p.startswith("/console/") for p in report["console_pages_missing"].values())
     assert "console overview" in done.stdout
+
+
+@pytest.mark.slow
+def test_only_export_reports_the_parquet_export_of_the_store(tmp_path):
+    path = tmp_path / "bench.json"
+    # No server and no load: wrk is not needed.
+    done = run_bench(
+        "--only",
+        "export",
+        "--store-events",
+        "3000",
+        "--json",
+        str(path),
+        env={"PATH": os.path.dirname(sys.executable)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(path.read_text())
+    assert set(ISSUE_KEYS) <= set(report)  # every key kept, the load's left at zero
+    assert report["only"] == "export"
+    assert report["export_events"] == report["store_events"] == 3000
+    assert report["export_events_per_s"] > 0
+    assert 0 < report["export_rss_mb"] < 1000
+    assert report["export_files"] >= 1
+    assert "export_events_per_s" in done.stdout
+    assert "single_rps" not in done.stdout

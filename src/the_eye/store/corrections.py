@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from the_eye.store import stats
+from the_eye.store import exports, stats
 from the_eye.store.queries import EVENT_FIELDS
 from the_eye.store.sessions import lock_sessions, recount_sessions
 from the_eye.store.tables import AnyRow, events
@@ -62,6 +62,7 @@ def change_event(
     lock_sessions(conn, touched, create_at=now)
     recount_sessions(conn, touched)
     stats.move_events(conn, removed=[current], added=[changed])
+    exports.mark_changed(conn, [current.timestamp, changed.timestamp])
     return changed
 
 
@@ -75,4 +76,5 @@ def remove_event(conn: Connection, row_id: int) -> AnyRow | None:
     lock_sessions(conn, [deleted.session_id])
     recount_sessions(conn, [deleted.session_id])
     stats.move_events(conn, removed=[deleted], added=[])
+    exports.mark_changed(conn, [deleted.timestamp])
     return deleted

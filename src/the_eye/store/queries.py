@@ -37,6 +37,7 @@ EVENTS_NEWEST_FIRST = Keyset(events.c.timestamp, events.c.id, descending=True)
 EVENTS_OLDEST_FIRST = Keyset(events.c.timestamp, events.c.id, descending=False)
 SESSIONS_NEWEST_FIRST = Keyset(sessions.c.created_at, sessions.c.id, descending=True)
 ERRORS_NEWEST_FIRST = Keyset(errors.c.received_at, errors.c.id, descending=True)
+ERRORS_OLDEST_FIRST = Keyset(errors.c.received_at, errors.c.id, descending=False)
 
 EVENT_FIELDS = (
     events.c.id,

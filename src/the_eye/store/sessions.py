@@ -16,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from the_eye.store import dialect, stats
+from the_eye.store import dialect, exports, stats
 from the_eye.store.tables import events, sessions
 
 
@@ -65,6 +65,7 @@ def delete_session(conn: Connection, session_id: str) -> bool:
         .returning(events.c.application_id, events.c.category, events.c.name, events.c.timestamp)
     ).all()
     stats.count_events(conn, erased, -1)
+    exports.mark_changed(conn, [row.timestamp for row in erased])
     return conn.execute(sa.delete(sessions).where(sessions.c.id == session_id)).rowcount > 0
 
 

@@ -239,3 +239,28 @@ counters = sa.Table(
 )
 
 COUNTER_NAMES = ("received", "stored", "errored", "duplicates", "rejected")
+
+# Where each incremental export (`the-eye export DIR`) got to, by its directory: the last
+# event id it wrote and the last change it took into account, saved only once the files
+# that hold them are in place. A directory keeps its format and application filter.
+exports = sa.Table(
+    "exports",
+    metadata,
+    sa.Column("destination", sa.String(1000), primary_key=True),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("application", sa.String(100), nullable=True),
+    sa.Column("last_event_id", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_change_id", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+# The days (of event timestamps) whose stored events an edit or a delete changed, one row
+# per day and writing transaction, written in that transaction: exports rewrite those days.
+event_changes = sa.Table(
+    "event_changes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("changed_at", sa.DateTime, nullable=False),
+    sqlite_autoincrement=True,
+)

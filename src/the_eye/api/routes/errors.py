@@ -7,10 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Connection
+from starlette.responses import StreamingResponse
 
 from the_eye.api import bodies
 from the_eye.api.auth import AdminAccess, ReadAccess
 from the_eye.api.bodies import ErrorReason
+from the_eye.api.export import FormatParam, export_answers, export_response
 from the_eye.api.openapi import answers
 from the_eye.api.pagination import (
     LIST_ANSWERS,
@@ -25,8 +27,9 @@ from the_eye.api.pagination import (
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import state_of
+from the_eye.export.formats import ERROR_COLUMNS, Format
 from the_eye.services import replay
-from the_eye.store import queries
+from the_eye.store import exports, queries
 from the_eye.store.tables import AnyRow
 
 router = APIRouter(tags=["errors"], dependencies=[ReadAccess])
@@ -111,6 +114,30 @@ def list_errors(
         filters.application,
         lambda app_id: queries.select_errors(filters.where(app_id)),
         error_json,
+    )
+
+
+@router.get(
+    "/errors/export/",
+    summary="Export errors",
+    response_class=StreamingResponse,
+    responses=export_answers("error"),
+)
+def export_errors(
+    request: Request, filters: ErrorFilters = Depends(), format: Format = FormatParam
+) -> StreamingResponse:
+    """Every error the filters of `GET /errors/` match (without raw payloads), in one
+    streamed answer of any size, oldest first (by `received_at`, then `id`)."""
+    return export_response(
+        request,
+        format,
+        ERROR_COLUMNS,
+        queries.ERRORS_OLDEST_FIRST,
+        filters.application,
+        lambda conn, app_id: queries.select_errors(filters.where(app_id)).with_only_columns(
+            *exports.error_columns(conn)
+        ),
+        "errors",
     )
 
 

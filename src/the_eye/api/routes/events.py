@@ -9,9 +9,11 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Query, Request, Response
+from starlette.responses import StreamingResponse
 
 from the_eye.api import bodies
 from the_eye.api.auth import AdminAccess, ReadAccess
+from the_eye.api.export import FormatParam, export_answers, export_response
 from the_eye.api.openapi import answers
 from the_eye.api.pagination import (
     LIST_ANSWERS,
@@ -26,8 +28,9 @@ from the_eye.api.pagination import (
 from the_eye.api.problems import ApiError, not_found
 from the_eye.api.responses import JSONBody
 from the_eye.api.state import AppState, state_of
+from the_eye.export.formats import EVENT_COLUMNS, Format
 from the_eye.services import corrections
-from the_eye.store import queries
+from the_eye.store import exports, queries
 from the_eye.store.tables import AnyRow
 
 router = APIRouter(tags=["events"], dependencies=[ReadAccess])
@@ -166,8 +169,48 @@ def list_events(
     )
 
 
+@router.get(
+    "/events/export/",
+    summary="Export events",
+    response_class=StreamingResponse,
+    responses=export_answers("event"),
+)
+def export_events(
+    request: Request,
+    session: str | None = Query(None, description="Session id."),
+    category: str | None = None,
+    name: str | None = None,
+    application: str | None = Query(None, description="Application name."),
+    timestamp__gte: str | None = time_param(),
+    timestamp__lte: str | None = time_param(),
+    format: Format = FormatParam,
+) -> StreamingResponse:
+    """Every event the filters of `GET /events/` match, in one streamed answer of any size,
+    oldest first (by `timestamp`, then `id`). For files a warehouse loads incrementally,
+    see `the-eye export`."""
+    query = EventQuery.parse(
+        session=session,
+        category=category,
+        name=name,
+        application=application,
+        timestamp__gte=timestamp__gte,
+        timestamp__lte=timestamp__lte,
+        ordering="timestamp",
+    )
+    return export_response(
+        request,
+        format,
+        EVENT_COLUMNS,
+        query.keyset,
+        query.application,
+        lambda conn, app_id: query.select(app_id).with_only_columns(*exports.event_columns(conn)),
+        "events",
+    )
+
+
 # The path names the row `id`, not the client's `event_id`: links from a list's `id` fit it.
-@router.get("/events/{id}/", summary="One event", response_model=bodies.Event)
+# `:int`, so that `/events/export/` is never taken for an id.
+@router.get("/events/{id:int}/", summary="One event", response_model=bodies.Event)
 def get_event(request: Request, id: RowId) -> JSONBody:
     with state_of(request).engine.connect() as conn:
         row = queries.get_event(conn, id)
@@ -246,7 +289,7 @@ def _holds_non_finite(value: Any) -> bool:
 
 
 @router.patch(
-    "/events/{id}/",
+    "/events/{id:int}/",
     summary="Change some fields of an event",
     dependencies=[AdminAccess],
     response_model=bodies.Event,
@@ -260,7 +303,7 @@ def patch_event(request: Request, id: RowId, body: Any = EditBody(EDIT_EXAMPLE))
 
 
 @router.put(
-    "/events/{id}/",
+    "/events/{id:int}/",
     summary="Replace an event",
     dependencies=[AdminAccess],
     response_model=bodies.Event,
@@ -272,7 +315,7 @@ def put_event(request: Request, id: RowId, body: Any = EditBody(PUT_EXAMPLE)) ->
 
 
 @router.delete(
-    "/events/{id}/", status_code=204, summary="Delete an event", dependencies=[AdminAccess]
+    "/events/{id:int}/", status_code=204, summary="Delete an event", dependencies=[AdminAccess]
 )
 def delete_event(request: Request, id: RowId) -> Response:
     try:
