@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from starlette.responses import StreamingResponse
 
 from the_eye.api import bodies
@@ -137,6 +137,29 @@ class EventQuery:
         )
 
 
+@dataclass
+class EventFilters:
+    """The filters of `GET /events/` as query parameters, which its export takes too."""
+
+    session: str | None = Query(None, description="Session id.")
+    category: str | None = None
+    name: str | None = None
+    application: str | None = Query(None, description="Application name.")
+    timestamp__gte: str | None = time_param()
+    timestamp__lte: str | None = time_param()
+
+    def query(self, ordering: Ordering) -> EventQuery:
+        return EventQuery.parse(
+            session=self.session,
+            category=self.category,
+            name=self.name,
+            application=self.application,
+            timestamp__gte=self.timestamp__gte,
+            timestamp__lte=self.timestamp__lte,
+            ordering=ordering,
+        )
+
+
 @router.get(
     "/events/",
     summary="List events",
@@ -145,25 +168,12 @@ class EventQuery:
 )
 def list_events(
     request: Request,
-    session: str | None = Query(None, description="Session id."),
-    category: str | None = None,
-    name: str | None = None,
-    application: str | None = Query(None, description="Application name."),
-    timestamp__gte: str | None = time_param(),
-    timestamp__lte: str | None = time_param(),
+    filters: EventFilters = Depends(),
     ordering: Ordering = "-timestamp",
     limit: int = Limit,
     cursor: str | None = CursorParam,
 ) -> JSONBody:
-    query = EventQuery.parse(
-        session=session,
-        category=category,
-        name=name,
-        application=application,
-        timestamp__gte=timestamp__gte,
-        timestamp__lte=timestamp__lte,
-        ordering=ordering,
-    )
+    query = filters.query(ordering)
     return list_page(
         request, query.keyset, cursor, limit, query.application, query.select, event_json
     )
@@ -177,26 +187,13 @@ def list_events(
 )
 def export_events(
     request: Request,
-    session: str | None = Query(None, description="Session id."),
-    category: str | None = None,
-    name: str | None = None,
-    application: str | None = Query(None, description="Application name."),
-    timestamp__gte: str | None = time_param(),
-    timestamp__lte: str | None = time_param(),
+    filters: EventFilters = Depends(),
     format: Format = FormatParam,
 ) -> StreamingResponse:
     """Every event the filters of `GET /events/` match, in one streamed answer of any size,
     oldest first (by `timestamp`, then `id`). For files a warehouse loads incrementally,
     see `the-eye export`."""
-    query = EventQuery.parse(
-        session=session,
-        category=category,
-        name=name,
-        application=application,
-        timestamp__gte=timestamp__gte,
-        timestamp__lte=timestamp__lte,
-        ordering="timestamp",
-    )
+    query = filters.query("timestamp")
     return export_response(
         request,
         format,
