@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import psutil
 from sqlalchemy.engine import make_url
@@ -81,7 +82,7 @@ def us_per(seconds: float, count: int) -> float:
 
 def is_local(url: str) -> bool:
     """Whether a database or queue URL names this machine (a Unix socket included)."""
-    host = make_url(url).host or ""
+    host = urlsplit(url).hostname or ""
     return host in LOCAL_HOSTS or host.startswith("/")
 
 
@@ -118,6 +119,8 @@ class CpuMeter:
     servers: list[tuple[EyeProcess, Roles]]
     postgres_database: str | None = None
     redis: bool = False
+    # By service: how it is read, or why it is not.
+    services: dict[str, str] = field(default_factory=dict)
 
     def read(self) -> list[ProcessCpu]:
         own = read_cpu(p for server, roles in self.servers for p in server.roles(*roles))
@@ -130,3 +133,26 @@ class CpuMeter:
     def spent_since(self, before: list[ProcessCpu]) -> dict[str, float]:
         """CPU seconds by role from the reading `before` until now."""
         return cpu_spent(before, self.read())
+
+
+def service_meter(
+    servers: list[tuple[EyeProcess, Roles]], database_url: str, queue_url: str
+) -> CpuMeter:
+    """A meter of `servers` and of the PostgreSQL and Redis servers they use, where those
+    run on this machine."""
+    meter = CpuMeter(servers)
+    how = meter.services
+    if make_url(database_url).get_backend_name() == "postgresql":
+        database = make_url(database_url).database or ""
+        if is_local(database_url) and postgresql_processes(database):
+            meter.postgres_database = database
+            how["postgres"] = f"the local server's processes, less other databases' than {database}"
+        else:
+            how["postgres"] = "not on this machine: not measured"
+    if queue_url.startswith(("redis://", "rediss://")):
+        if is_local(queue_url) and redis_processes():
+            meter.redis = True
+            how["redis"] = "the local redis-server: every client's work counts"
+        else:
+            how["redis"] = "not on this machine: not measured"
+    return meter
