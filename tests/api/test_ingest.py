@@ -21,9 +21,9 @@ from tests.helpers import (
     REDIS_URL,
     LiveServer,
     client_as,
-    count_rows,
     delete_stream,
     fetch_all,
+    inbox_database,
     make_event,
     queue_depth,
 )
@@ -34,7 +34,6 @@ from the_eye.api.state import app_state
 from the_eye.config import Settings
 from the_eye.store.credentials import application_for_key, create_application
 from the_eye.store.engine import create_engine
-from the_eye.store.tables import inbox
 
 
 def store_with_application(settings: Settings, name: str) -> tuple[Engine, str]:
@@ -179,19 +178,20 @@ def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(empty_sto
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         headers = {"Authorization": f"Bearer {key}"}
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
-        blocker = engine.raw_connection()
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
-            response = client.post("/events/", json=make_event(), headers=headers)
-        finally:
-            blocker.rollback()
-            blocker.close()
+        with inbox_database(settings, engine) as inbox_db:
+            blocker = inbox_db.raw_connection()
+            blocker.execute("BEGIN IMMEDIATE")
+            try:
+                response = client.post("/events/", json=make_event(), headers=headers)
+            finally:
+                blocker.rollback()
+                blocker.close()
         assert response.status_code == 503
         assert response.headers["Retry-After"]
         assert response.json()["error"]["code"] == "unavailable"
         assert retry_after(response) == 1
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
-    assert count_rows(engine, inbox) == 2
+    assert queue_depth(settings, engine) == 2
     engine.dispose()
 
 
@@ -245,7 +245,7 @@ def test_a_store_that_fails_the_write_key_lookup_answers_503_saying_when_to_retr
         headers = {"Authorization": f"Bearer {key}"}
         response = client.post("/events/", json=make_event(), headers=headers)
         assert retry_after(response) == 5
-    assert count_rows(engine, inbox) == 0
+    assert queue_depth(settings, engine) == 0
     engine.dispose()
 
 
@@ -283,7 +283,7 @@ def test_cors_answers_for_configured_origins(empty_store_url):
         assert "access-control-allow-origin" not in other.headers
 
 
-def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds, engine):
+def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds, settings, engine):
     """Half a body is not a request: no error record, nothing queued."""
     import socket
     import time
@@ -299,7 +299,7 @@ def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds,
         )
         time.sleep(0.2)
     time.sleep(0.3)
-    assert count_rows(engine, inbox) == 0
+    assert queue_depth(settings, engine) == 0
 
 
 def zeros_bomb(elements: int) -> bytes:
@@ -470,7 +470,7 @@ def test_a_write_key_over_its_rate_is_429(empty_store_url):
     assert [r.status_code for r in answers] == [202, 202, 202, 429]
     assert answers[3].json()["error"]["code"] == "rate_limited"
     assert answers[3].headers["Retry-After"] == "2"
-    assert count_rows(engine, inbox) == 3
+    assert queue_depth(settings, engine) == 3
     engine.dispose()
 
 
@@ -553,5 +553,5 @@ def test_request_bodies_in_flight_are_bounded_and_released(empty_store_url):
         with client_as(live, key) as client:
             assert client.post("/events/", content=body).status_code == 202
         assert body_bytes.held == 0
-    assert count_rows(engine, inbox) == 2
+    assert queue_depth(settings, engine) == 2
     engine.dispose()

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.client.conftest import FAST_RETRY
-from tests.helpers import LiveServer, fetch_all
+from tests.helpers import LiveServer, fetch_all, inbox_database
 from tests.processes import free_port, wait_until
 from the_eye.client import AsyncEyeClient, DeliveryError, EyeClient, RetryPolicy
 from the_eye.config import Settings
@@ -148,11 +148,11 @@ def test_a_503_is_retried_after_its_retry_after(empty_store_url):
     with engine.begin() as conn:
         key = create_application(conn, "locked").write_key
     failures: list[DeliveryError] = []
-    with LiveServer(settings) as live:
+    with LiveServer(settings) as live, inbox_database(settings, engine) as inbox_db:
         client = EyeClient(
             key, live.url, retry=FAST_RETRY, on_error=lambda e, _: failures.append(e)
         )
-        blocker = engine.raw_connection()
+        blocker = inbox_db.raw_connection()
         blocker.execute("BEGIN IMMEDIATE")
         try:
             event_id = client.track("s-1", "c", "n", {"k": "v"})
@@ -161,15 +161,16 @@ def test_a_503_is_retried_after_its_retry_after(empty_store_url):
             blocker.rollback()
             blocker.close()
         assert client.shutdown(timeout=30)
-    assert failures == [] and client.stats().sent == 1
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(inbox.c.event_ids)).scalars().all()
+        assert failures == [] and client.stats().sent == 1
+        with inbox_db.connect() as conn:
+            rows = conn.execute(sa.select(inbox.c.event_ids)).scalars().all()
     assert rows == [f'["{event_id}"]']
     engine.dispose()
 
 
 def hold_inbox_lock(engine):
-    """Block every write to the inbox until the returned connection rolls back."""
+    """Block every write to the inbox (`engine`: the database it is in) until the returned
+    connection rolls back."""
     blocker = engine.raw_connection()
     if engine.dialect.name == "sqlite":
         blocker.execute("BEGIN IMMEDIATE")
@@ -189,13 +190,14 @@ def test_a_batch_sent_again_after_a_lost_answer_is_stored_once(
     patient = settings.model_copy(update={"sqlite_busy_timeout_ms": 120_000})
     with LiveServer(patient) as live:
         client = EyeClient(creds.write_key, live.url, retry=FAST_RETRY, timeout=0.5)
-        blocker = hold_inbox_lock(engine)
-        try:
-            ids = [client.track("s-1", "c", "n", {"i": i}) for i in range(10)]
-            wait_until(lambda: client.stats().retries >= 2)
-        finally:
-            blocker.rollback()
-            blocker.close()
+        with inbox_database(settings, engine) as inbox_db:
+            blocker = hold_inbox_lock(inbox_db)
+            try:
+                ids = [client.track("s-1", "c", "n", {"i": i}) for i in range(10)]
+                wait_until(lambda: client.stats().retries >= 2)
+            finally:
+                blocker.rollback()
+                blocker.close()
         assert client.shutdown(timeout=60)
         assert client.stats().sent == 10
         copies = processor.queue.depth()
