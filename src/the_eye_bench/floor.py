@@ -175,16 +175,13 @@ def _cpu_s(process: psutil.Process | None) -> float:
 
 def _values(row: dict[str, Any], as_time: Callable[[datetime], Any]) -> Row:
     """A row's values in `INSERTED_EVENT_COLUMNS` order, bound as the store binds them."""
-    return (
-        row["application_id"],
-        row["event_id"],
-        row["session_id"],
-        row["category"],
-        row["name"],
-        dump_json(row["data"]),
-        as_time(row["timestamp"]),
-        as_time(row["received_at"]),
-    )
+    bound = {
+        **row,
+        "data": dump_json(row["data"]),
+        "timestamp": as_time(row["timestamp"]),
+        "received_at": as_time(row["received_at"]),
+    }
+    return tuple(bound[column] for column in INSERTED_EVENT_COLUMNS)
 
 
 def _sqlite_time(moment: datetime) -> str:
