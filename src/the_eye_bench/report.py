@@ -217,7 +217,7 @@ class Report:
                 f"{self.api_cpu_us_per_event:.1f}",
                 "",
                 None,
-                "CPU, API processes, e2e, per event accepted",
+                "CPU, API processes, batches, per event accepted",
             ),
             (
                 "processor_cpu_us_per_event",

@@ -94,7 +94,7 @@ def test_quick_bench_writes_a_complete_and_sane_report(tmp_path):
     assert report["postgres_cpu_us_per_event"] is None  # SQLite runs inside the processor
     assert report["floor_events"] == 100_000
     assert report["floor_rounds_cpu_us_per_event"][0] == round(report["floor_cpu_us_per_event"], 1)
-    assert set(report["cpu_seconds_by_role"]) == {"limit", "single", "e2e"}
+    assert set(report["cpu_seconds_by_role"]) == {"limit", "single", "batch", "e2e"}
     assert report["cpu_seconds_by_role"]["e2e"]["processor"] > 0
     assert "processor_cpu_us_per_event" in done.stdout and "x floor" in done.stdout
 
