@@ -144,15 +144,15 @@ def service_meter(
     how = meter.services
     if make_url(database_url).get_backend_name() == "postgresql":
         database = make_url(database_url).database or ""
-        if is_local(database_url) and postgresql_processes(database):
+        if is_local(database_url) and read_cpu(postgresql_processes(database), reaped=False):
             meter.postgres_database = database
             how["postgres"] = f"the local server's processes, less other databases' than {database}"
         else:
-            how["postgres"] = "not on this machine: not measured"
+            how["postgres"] = "not on this machine (or not readable by this user): not measured"
     if queue_url.startswith(("redis://", "rediss://")):
-        if is_local(queue_url) and redis_processes():
+        if is_local(queue_url) and read_cpu(redis_processes()):
             meter.redis = True
             how["redis"] = "the local redis-server: every client's work counts"
         else:
-            how["redis"] = "not on this machine: not measured"
+            how["redis"] = "not on this machine (or not readable by this user): not measured"
     return meter

@@ -20,7 +20,14 @@ from the_eye.processor.checks import Limits, ValidEvent, check_event
 from the_eye.store.engine import create_engine
 from the_eye.store.tables import events
 from the_eye.timestamps import utcnow
-from the_eye_bench.cpu import CpuMeter, ProcessCpu, cpu_spent, is_local, postgresql_processes
+from the_eye_bench.cpu import (
+    CpuMeter,
+    ProcessCpu,
+    cpu_spent,
+    is_local,
+    postgresql_processes,
+    service_meter,
+)
 from the_eye_bench.floor import floor_rows, measure_floor, sqlite_floor
 from the_eye_bench.processes import EyeProcess
 from the_eye_bench.traffic import write_bodies
@@ -330,3 +337,13 @@ def test_a_role_is_charged_for_the_children_it_waited_for(tmp_path):
     # (whose accounting counts in clock ticks, so a little less than the child's own clock).
     assert set(spent) == {"parent"}
     assert spent["parent"] >= 0.25
+
+
+def test_servers_on_another_machine_are_said_not_measured():
+    meter = service_meter(
+        [], "postgresql://eye@db.example.com/the_eye", "redis://cache.example.com:6379/0"
+    )
+    assert meter.postgres_database is None and not meter.redis
+    assert set(meter.services) == {"postgres", "redis"}
+    assert all("not on this machine" in how for how in meter.services.values())
+    assert service_meter([], "sqlite:///eye.db", "db").services == {}
