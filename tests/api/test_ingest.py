@@ -377,14 +377,19 @@ def test_large_bodies_are_parsed_off_the_event_loop(sender):
     assert response.json()["event_ids"] == [f"big-{i}" for i in range(400)]
 
 
-def test_server_made_event_ids_are_random(sender):
+def test_server_made_event_ids_are_random_after_the_time_they_were_made(sender):
     first = sender.post("/events/", json=[make_event(), make_event()]).json()["event_ids"]
+    time.sleep(0.002)
     second = sender.post("/events/", json=make_event()).json()["event_ids"]
     ids = first + second
     assert all(re.fullmatch(r"[0-9a-f]{32}", event_id) for event_id in ids), ids
     assert len(set(ids)) == 3
-    # 128 random bits each: no shared prefix a counter would leave.
-    assert len({event_id[:8] for event_id in ids}) == 3
+    # The time in ms first, so that ids made later sort later...
+    made = [int(event_id[:12], 16) / 1000 for event_id in ids]
+    assert all(abs(at - time.time()) < 60 for at in made), made
+    assert max(first) < second[0]
+    # ...then 80 random bits each: no shared prefix a counter would leave.
+    assert len({event_id[12:20] for event_id in ids}) == 3
 
 
 def next_ids_a_counter_would_make(event_id: str, count: int) -> list[str]:

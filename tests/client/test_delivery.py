@@ -7,6 +7,8 @@ import math
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -40,6 +42,20 @@ def test_tracked_events_are_delivered_in_batches(make_client, processor, admin):
         "pageview",
     )
     assert first["data"] == {"path": "/0"}
+
+
+def test_event_ids_made_by_the_client_are_version_7_uuids_in_time_order(make_client):
+    client = make_client(sync_mode=True)
+    ids = []
+    for i in range(3):
+        ids.append(client.track("s", "c", "n", {"i": i}))
+        time.sleep(0.002)
+    parsed = [uuid.UUID(event_id) for event_id in ids]
+    assert [u.version for u in parsed] == [7, 7, 7]
+    assert all(u.variant == uuid.RFC_4122 for u in parsed)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    made = [(u.int >> 80) / 1000 for u in parsed]
+    assert all(abs(at - time.time()) < 60 for at in made), made
 
 
 def test_timestamps_and_event_ids_given_by_the_caller_are_kept(make_client, processor, admin):

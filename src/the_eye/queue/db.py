@@ -37,6 +37,7 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -229,6 +230,8 @@ class DatabaseQueue(Queue):
         # Rows whose events the store has committed but the inbox file still holds.
         self._undeleted: list[int] = []
         self._inline_writes = 0
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="inbox-checkpoint")
+        self._checkpointing = False
         # The last take found a row delivered before: take one at a time for a while.
         self._isolating = False
         # The hot path's two statements as plain SQL: compiling Core constructs for every
@@ -247,12 +250,12 @@ class DatabaseQueue(Queue):
         """Write at once on the calling thread if SQLite's write lock is free, else say no.
 
         Its own connection never waits for the lock and never checkpoints the WAL, so it
-        cannot stall the event loop that calls it; every few hundredth group goes to the
-        writer thread instead, whose commit checkpoints when the WAL has grown.
+        cannot stall the event loop that calls it; every few hundredth group asks a thread
+        of its own to checkpoint, which no write waits for.
         """
         self._inline_writes += 1
         if self._inline_writes % 256 == 0:
-            return False
+            self._checkpoint_soon()
         if self._inline is None:
             self._inline = self.inbox_engine.raw_connection()
             self._inline.execute("PRAGMA busy_timeout=0")
@@ -270,6 +273,22 @@ class DatabaseQueue(Queue):
             conn.execute("ROLLBACK")
             raise QueueUnavailable(str(exc)) from exc
         return True
+
+    def _checkpoint_soon(self) -> None:
+        if not self._checkpointing:
+            self._checkpointing = True
+            self._checkpointer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL back into the inbox file, PASSIVE: it waits for no reader or writer,
+        and leaves what it cannot copy now to the next time."""
+        try:
+            with self.inbox_engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:
+            log.warning("inbox checkpoint failed (%s)", type(exc).__name__)
+        finally:
+            self._checkpointing = False
 
     def _insert(self, messages: list[Message]) -> None:
         rows = _rows(messages)
@@ -393,6 +412,7 @@ class DatabaseQueue(Queue):
 
     def close(self) -> None:
         self._group.close()
+        self._checkpointer.shutdown(wait=True)
         if self._inline is not None:
             self._inline.close()
         if self._separate:
