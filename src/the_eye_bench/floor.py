@@ -10,7 +10,6 @@ it was. The CPU is this thread's, plus, on a local PostgreSQL, its backend's.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +22,7 @@ import msgspec
 import psutil
 from sqlalchemy.engine import make_url
 
+from the_eye.api.routes.ingest import server_event_ids
 from the_eye.config import Settings
 from the_eye.processor.checks import Limits, ValidEvent, check_event
 from the_eye.store.engine import create_engine, dump_json
@@ -59,14 +59,13 @@ def floor_rows(
     batch: BodyFile, count: int, application_id: int, received_at: datetime
 ) -> list[dict[str, Any]]:
     """`count` rows of the `events` table, as the processor makes them from the batch
-    bodies' events; the events repeat as needed, each time with fresh event ids (32 hex
-    digits, as the API gives), so no two rows share the idempotency key."""
+    bodies' events; the events repeat as needed, each time with fresh event ids made as the
+    API makes them, so no two rows share the idempotency key."""
     decode = msgspec.json.Decoder().decode
     events = [raw for body in batch.path.read_bytes().splitlines() for raw in decode(body)["batch"]]
-    ids = os.urandom(16 * count).hex()
+    ids = server_event_ids(count)
     rows = []
-    for i in range(count):
-        event_id = ids[32 * i : 32 * (i + 1)]
+    for i, event_id in enumerate(ids):
         raw = events[i % len(events)]
         checked = check_event(raw, event_id, received_at, Limits(), None, application_id)
         if not isinstance(checked, ValidEvent):
