@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         description="How often a processor records that it is alive; `/ready/` and `/metrics` "
         "count a processor silent for three times this as down.",
     )
+    serve_processor_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Niceness the processors `serve` starts beside its API add to its own: they "
+        "leave the CPU to ingest under load and catch up when it idles (0: the API's priority).",
+    )
     console_session_hours: float = Field(
         12.0,
         gt=0,

@@ -8,6 +8,7 @@ import re
 import signal
 
 import httpx
+import psutil
 import pytest
 
 from tests.helpers import LiveServer, fetch_all, make_event
@@ -48,6 +49,9 @@ def test_serve_restarts_a_processor_killed_with_sigkill(settings):
     try:
         credentials = serve.read_first_start()
         (first,) = wait_until(lambda: re.findall(r"processor started \(pid (\d+)", serve.log()))
+        # Beside the API, a processor yields the CPU to it.
+        api_nice = psutil.Process(serve.pid).nice()
+        assert psutil.Process(int(first)).nice() == api_nice + settings.serve_processor_nice
         os.kill(int(first), signal.SIGKILL)
         wait_until(lambda: "processor restarted" in serve.log(), timeout=30)
         (restarted,) = re.findall(r"processor restarted \(pid (\d+)", serve.log())

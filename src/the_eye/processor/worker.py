@@ -256,13 +256,16 @@ def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
 
     A processor with a parent (`the-eye serve`) ignores SIGINT: a Ctrl-C reaches the whole
     process group, and the parent stops its processors with SIGTERM once it stops restarting
-    them."""
+    them, and runs at `serve_processor_nice`."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if parent_pid is None:
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     else:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Beside the API on its cores: a request waiting behind a batch is a slow answer,
+        # a batch waiting behind requests only a little more lag.
+        os.nice(settings.serve_processor_nice)
     processor = Processor.from_settings(settings)
     freeze_startup_objects()
     log.info("processor started (pid %s, %s)", os.getpid(), type(processor.queue).__name__)
