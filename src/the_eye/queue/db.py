@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -99,7 +100,8 @@ def open_database_queue(settings: Settings, engine: Engine) -> DatabaseQueue:
     except BaseException:
         inbox_engine.dispose()
         raise
-    return DatabaseQueue(engine, settings.inbox_claim_idle, inbox_engine, key)
+    busy_timeout = settings.sqlite_busy_timeout_ms / 1000
+    return DatabaseQueue(engine, settings.inbox_claim_idle, inbox_engine, key, busy_timeout)
 
 
 def _prepare_inbox_file(inbox_engine: Engine, store: Engine) -> str:
@@ -172,9 +174,9 @@ def _rows(messages: list[Message]) -> list[tuple[Any, ...]]:
 
 
 def _take(
-    limit: int, now: datetime, idle: timedelta, skip_locked: bool
+    limit: int, now: datetime, idle: timedelta, skip_locked: bool, columns: Sequence[Any]
 ) -> ReturningUpdate[*tuple[Any, ...]]:
-    """Reserve the oldest free rows and count this delivery of each."""
+    """Reserve the oldest free rows and count this delivery of each; return `columns`."""
     free = sa.or_(inbox.c.taken_at.is_(None), inbox.c.taken_at < now - idle)
     oldest = sa.select(inbox.c.id).where(free).order_by(inbox.c.id).limit(limit)
     if skip_locked:
@@ -183,7 +185,7 @@ def _take(
         sa.update(inbox)
         .where(inbox.c.id.in_(oldest.scalar_subquery()))
         .values(attempts=inbox.c.attempts + 1, taken_at=now)
-        .returning(*_COLUMNS, inbox.c.attempts)
+        .returning(*columns, inbox.c.attempts)
     )
 
 
@@ -212,8 +214,10 @@ class DatabaseQueue(Queue):
         claim_idle: float = 30.0,
         inbox_engine: Engine | None = None,
         inbox_key: str | None = None,
+        busy_timeout: float = 5.0,
     ) -> None:
         self.engine = engine
+        self.busy_timeout = busy_timeout
         self.inbox_engine = inbox_engine or engine
         self._separate = inbox_engine is not None
         self._inbox_key = inbox_key if self._separate else None
@@ -225,6 +229,7 @@ class DatabaseQueue(Queue):
             write_now=self._insert_if_free if self._one_writer else None,
         )
         self._inline: Any = None
+        self._writer: Any = None
         # Rows a clean failure could not give back (the store was down): returned first.
         self._unreturned: list[int] = []
         # Rows whose events the store has committed but the inbox file still holds.
@@ -257,10 +262,16 @@ class DatabaseQueue(Queue):
         if self._inline_writes % 256 == 0:
             self._checkpoint_soon()
         if self._inline is None:
-            self._inline = self.inbox_engine.raw_connection()
-            self._inline.execute("PRAGMA busy_timeout=0")
-            self._inline.execute("PRAGMA wal_autocheckpoint=0")
-        conn = self._inline
+            self._inline = self._impatient_connection()
+        return self._write_if_free(self._inline, messages)
+
+    def _impatient_connection(self) -> Any:
+        conn = self.inbox_engine.raw_connection()
+        conn.execute("PRAGMA busy_timeout=0")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    def _write_if_free(self, conn: Any, messages: list[Message]) -> bool:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
@@ -273,6 +284,18 @@ class DatabaseQueue(Queue):
             conn.execute("ROLLBACK")
             raise QueueUnavailable(str(exc)) from exc
         return True
+
+    def _insert_when_free(self, messages: list[Message]) -> None:
+        """The writer thread's write on SQLite: it asks for the lock every millisecond until
+        the busy timeout, where SQLite's own busy handler would sleep in steps that grow to
+        100 ms, keeping a whole group waiting long after a processor's short hold ended."""
+        if self._writer is None:
+            self._writer = self._impatient_connection()
+        deadline = time.monotonic() + self.busy_timeout
+        while not self._write_if_free(self._writer, messages):
+            if time.monotonic() > deadline:
+                raise QueueUnavailable("the inbox stayed locked past the busy timeout")
+            time.sleep(0.001)
 
     def _checkpoint_soon(self) -> None:
         if not self._checkpointing:
@@ -291,6 +314,9 @@ class DatabaseQueue(Queue):
             self._checkpointing = False
 
     def _insert(self, messages: list[Message]) -> None:
+        if self._one_writer:
+            self._insert_when_free(messages)
+            return
         rows = _rows(messages)
         try:
             with self.inbox_engine.begin() as conn:
@@ -317,16 +343,27 @@ class DatabaseQueue(Queue):
 
     def _take(self, limit: int) -> list[Message]:
         """Reserve and count, committed before any processing, so a crash still counts;
-        a row delivered before comes alone, the others taken with it go back uncounted."""
-        statement = _take(limit, utcnow(), self.claim_idle, skip_locked=not self._one_writer)
+        a row delivered before comes alone, the others taken with it go back uncounted.
+
+        On SQLite the write lock is ingest's too: it is held to reserve ids alone, and the
+        rows, bodies and all, are read once it is released."""
+        columns = (inbox.c.id,) if self._one_writer else _COLUMNS
+        statement = _take(limit, utcnow(), self.claim_idle, not self._one_writer, columns)
         with self.inbox_engine.begin() as conn:
-            messages = _messages(conn.execute(statement).all(), self._inbox_key)
-            suspect = next((m for m in messages if m.deliveries > 1), None)
-            self._isolating = suspect is not None
-            if suspect is None or len(messages) == 1:
-                return messages
-            conn.execute(_give_back([m.queue_id for m in messages if m is not suspect]))
-            return [suspect]
+            taken = self._alone_if_suspect(conn, conn.execute(statement).all())
+        if self._one_writer and taken:
+            read = sa.select(*_COLUMNS, inbox.c.attempts)
+            with self.inbox_engine.connect() as conn:
+                taken = conn.execute(read.where(inbox.c.id.in_([r.id for r in taken]))).all()
+        return _messages(taken, self._inbox_key)
+
+    def _alone_if_suspect(self, conn: Connection, taken: Sequence[AnyRow]) -> Sequence[AnyRow]:
+        suspect = next((row for row in taken if row.attempts > 1), None)
+        self._isolating = suspect is not None
+        if suspect is None or len(taken) == 1:
+            return taken
+        conn.execute(_give_back([row.id for row in taken if row is not suspect]))
+        return [suspect]
 
     def _claim_prepared(
         self, conn: Connection, messages: list[Message], prepare: Prepare
@@ -413,7 +450,8 @@ class DatabaseQueue(Queue):
     def close(self) -> None:
         self._group.close()
         self._checkpointer.shutdown(wait=True)
-        if self._inline is not None:
-            self._inline.close()
+        for conn in (self._inline, self._writer):
+            if conn is not None:
+                conn.close()
         if self._separate:
             self.inbox_engine.dispose()
