@@ -125,30 +125,40 @@ def new_store(database_url: str | None, tmp: Path, name: str) -> Iterator[Store]
         admin.dispose()
 
 
-def backend_cpu(conn: sa.Connection) -> Callable[[], float]:
-    """CPU seconds of this process plus, on PostgreSQL, of the connection's server backend."""
+# CPU seconds so far of this process and of the connection's server backend (0 on SQLite).
+Cpu = Callable[[], tuple[float, float]]
+
+
+def backend_cpu(conn: sa.Connection) -> Cpu:
+    """How to read the CPU a statement costs on `conn`, on both sides of it."""
     if conn.dialect.name != "postgresql":
-        return time.process_time
+        return lambda: (time.process_time(), 0.0)
     backend = psutil.Process(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
     conn.commit()
 
-    def cpu() -> float:
+    def cpu() -> tuple[float, float]:
         times = backend.cpu_times()
-        return time.process_time() + times.user + times.system
+        return time.process_time(), times.user + times.system
 
     return cpu
 
 
-def timed_write(store: Store, rows: BatchRows) -> float:
+def spent(cpu: Cpu, began: tuple[float, float]) -> tuple[float, float]:
+    """Total and server CPU seconds since `began`."""
+    client, server = cpu()
+    return client - began[0] + server - began[1], server - began[1]
+
+
+def timed_write(store: Store, rows: BatchRows) -> tuple[float, float]:
     with store.engine.connect() as conn:
         cpu = backend_cpu(conn)
         began = cpu()
         with conn.begin():
             write(conn, rows)
-        return cpu() - began
+        return spent(cpu, began)
 
 
-def timed_floor(store: Store, rows: BatchRows) -> float:
+def timed_floor(store: Store, rows: BatchRows) -> tuple[float, float]:
     """The driver's bare insert of the event rows, values already in its types."""
     columns = ", ".join(INSERTED_EVENT_COLUMNS)
     if store.engine.dialect.name == "sqlite":
@@ -179,9 +189,9 @@ def timed_floor(store: Store, rows: BatchRows) -> float:
         db.execute("BEGIN")
         db.executemany(f"INSERT INTO events ({columns}) VALUES ({marks})", values)
         db.execute("COMMIT")
-        spent = time.process_time() - began
+        used = time.process_time() - began
         db.close()
-        return spent
+        return used, 0.0
     with store.engine.connect() as conn:
         cpu = backend_cpu(conn)
         raw = conn.connection.dbapi_connection
@@ -191,13 +201,13 @@ def timed_floor(store: Store, rows: BatchRows) -> float:
             for value in values:
                 copy.write_row(value)
         raw.commit()
-        return cpu() - began
+        return spent(cpu, began)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--single", type=float, default=0.1, help="share in 1-event requests")
     parser.add_argument("--invalid", type=float, default=0.03, help="share of invalid events")
     parser.add_argument(
@@ -206,7 +216,9 @@ def main() -> None:
     parser.add_argument("--profile", choices=["checks", "write"], help="pyinstrument one part")
     args = parser.parse_args()
 
-    samples: dict[str, list[float]] = {"checks": [], "write": [], "floor": []}
+    samples: dict[str, list[float]] = {
+        name: [] for name in ("checks", "write", "floor", "write_server", "floor_server")
+    }
     stored: list[int] = []
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -229,14 +241,16 @@ def main() -> None:
                 stop_profile(profiler)
             if args.profile == "write" and repetition:
                 profiler = start_profile(profiler)
-            written = timed_write(store, rows)
+            written, written_server = timed_write(store, rows)
             if args.profile == "write" and repetition:
                 stop_profile(profiler)
-            below = timed_floor(floor, rows)
+            below, below_server = timed_floor(floor, rows)
             if repetition:
                 samples["checks"].append(checks)
                 samples["write"].append(written)
                 samples["floor"].append(below)
+                samples["write_server"].append(written_server)
+                samples["floor_server"].append(below_server)
                 stored.append(len(rows.events))
 
     n = statistics.median(stored)
@@ -252,6 +266,11 @@ def main() -> None:
         f"{per_event['checks']:8.2f} {per_event['write']:8.2f} {total:8.2f} "
         f"{per_event['floor']:8.2f} {total / per_event['floor']:8.2f}"
     )
+    if args.database_url:
+        print(
+            f"of which the server backend: write {per_event['write_server']:.2f}, "
+            f"floor {per_event['floor_server']:.2f}"
+        )
     if profiler is not None:
         profiler.print(show_all=False)
 
