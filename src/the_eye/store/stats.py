@@ -67,16 +67,18 @@ def _tally_events(
     amounts: Counter[EventSlot], rows: Iterable[Any], sign: int
 ) -> Counter[EventSlot]:
     for row in rows:
-        minute = minute_of(row.timestamp)
+        fields: Mapping[str, Any] = row if isinstance(row, dict) else row._mapping
+        minute = minute_of(fields["timestamp"])
         for width in WIDTHS:
-            key = (width, minute - minute % width, row.application_id, row.category, row.name)
+            start = minute - minute % width
+            key = (width, start, fields["application_id"], fields["category"], fields["name"])
             amounts[key] += sign
     return amounts
 
 
 def count_events(conn: Connection, rows: Iterable[Any], sign: int = 1) -> None:
-    """Add (or with sign -1 remove) events, given rows with application_id, category, name
-    and timestamp, to their slots."""
+    """Add (or with sign -1 remove) events, given mappings or rows with application_id,
+    category, name and timestamp, to their slots."""
     _upsert(conn, event_counts, _EVENT_KEYS, _tally_events(Counter(), rows, sign))
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 
 from the_eye.store import dialect, stats
 from the_eye.store.engine import dump_json
@@ -63,22 +63,6 @@ def _binders(conn: Connection) -> tuple[_TimeBinder, Callable[[Any], str]]:
     return as_time, dump_json
 
 
-class _Counted(NamedTuple):
-    """A new event as the statistics rollup counts it."""
-
-    timestamp: datetime
-    application_id: int
-    category: str
-    name: str
-
-
-def _counted(row: Any) -> _Counted:
-    timestamp = row.timestamp
-    if isinstance(timestamp, str):  # SQLite returns its text form
-        timestamp = datetime.fromisoformat(timestamp)
-    return _Counted(timestamp, row.application_id, row.category, row.name)
-
-
 def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert events, skipping known idempotency keys, and update their sessions.
 
@@ -86,26 +70,59 @@ def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
-        inserted = _insert_events_unnest(conn, rows)
-    else:
-        inserted = _insert_events_values(conn, rows)
-    upsert_sessions(conn, [(row.session_id, row.timestamp) for row in inserted])
-    stats.count_events(conn, [_counted(row) for row in inserted])
+    inserted = _insert_events(conn, rows)
+    upsert_sessions(conn, [(row["session_id"], row["timestamp"]) for row in inserted])
+    stats.count_events(conn, inserted)
     return len(inserted)
+
+
+def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that were new, inserted.
+
+    Nearly always every row is new, and the driver's count of inserted rows says so: the
+    rows themselves are then what was inserted, and nothing is read back (reading every row
+    back cost a quarter of the write). When some were not new, that insert is undone and
+    made again returning the rows it inserts, so that sessions and rollups count exactly
+    what the store kept.
+    """
+    savepoint = conn.begin_nested()
+    if conn.dialect.name == "postgresql":
+        new = _insert_events_unnest(conn, rows, returning=False).rowcount
+    else:
+        new = _insert_events_many(conn, rows)
+    if new == len(rows):
+        savepoint.commit()
+        return rows
+    savepoint.rollback()
+    if conn.dialect.name == "postgresql":
+        returned = _insert_events_unnest(conn, rows, returning=True).all()
+    else:
+        returned = _insert_events_values(conn, rows)
+    return [_inserted(row) for row in returned]
+
+
+def _inserted(row: AnyRow) -> dict[str, Any]:
+    """A row an insert returned, with its timestamp as a datetime."""
+    fields = dict(row._mapping)
+    if isinstance(fields["timestamp"], str):  # SQLite returns its text form
+        fields["timestamp"] = datetime.fromisoformat(fields["timestamp"])
+    return fields
 
 
 _RETURNING = " RETURNING session_id, timestamp, application_id, category, name"
 _ON_CONFLICT = " ON CONFLICT (application_id, event_id) DO NOTHING"
+_INSERT_EVENTS = f"INSERT INTO events ({', '.join(INSERTED_EVENT_COLUMNS)})"
 
 
-def _insert_events_unnest(conn: Connection, rows: list[dict[str, Any]]) -> Sequence[AnyRow]:
+def _insert_events_unnest(
+    conn: Connection, rows: list[dict[str, Any]], returning: bool
+) -> CursorResult[Any]:
     """PostgreSQL: one array per column and a short statement, which the driver parses once
     (a multi-row VALUES statement is parsed again in Python at every execution)."""
     sql = (
-        f"INSERT INTO events ({', '.join(INSERTED_EVENT_COLUMNS)}) SELECT * FROM unnest("
+        _INSERT_EVENTS + " SELECT * FROM unnest("
         "%b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]::jsonb[],"
-        " %b::timestamp[], %b::timestamp[])" + _ON_CONFLICT + _RETURNING
+        " %b::timestamp[], %b::timestamp[])" + _ON_CONFLICT + (_RETURNING if returning else "")
     )
     columns = (
         [row["application_id"] for row in rows],
@@ -117,11 +134,38 @@ def _insert_events_unnest(conn: Connection, rows: list[dict[str, Any]]) -> Seque
         [row["timestamp"] for row in rows],
         [row["received_at"] for row in rows],
     )
-    return conn.exec_driver_sql(sql, columns).all()
+    return conn.exec_driver_sql(sql, columns)
+
+
+def _insert_events_many(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """SQLite: one prepared single-row statement run over every row; how many were new."""
+    as_time, as_json = _binders(conn)
+    mark = dialect.param_mark(conn)
+    sql = (
+        _INSERT_EVENTS
+        + " VALUES ("
+        + ", ".join([mark] * len(INSERTED_EVENT_COLUMNS))
+        + ")"
+        + _ON_CONFLICT
+    )
+    params = [
+        (
+            row["application_id"],
+            row["event_id"],
+            row["session_id"],
+            row["category"],
+            row["name"],
+            as_json(row["data"]),
+            as_time(row["timestamp"]),
+            as_time(row["received_at"]),
+        )
+        for row in rows
+    ]
+    return conn.exec_driver_sql(sql, params).rowcount
 
 
 def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> Sequence[AnyRow]:
-    """SQLite: multi-row VALUES, a few hundred rows a statement."""
+    """SQLite, returning the rows inserted: multi-row VALUES, a few hundred rows a statement."""
     as_time, as_json = _binders(conn)
     mark = dialect.param_mark(conn)
     one_row = "(" + ", ".join([mark] * len(INSERTED_EVENT_COLUMNS)) + ")"
@@ -141,7 +185,8 @@ def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> Seque
                 as_time(row["received_at"]),
             )
         sql = (
-            f"INSERT INTO events ({', '.join(INSERTED_EVENT_COLUMNS)}) VALUES "
+            _INSERT_EVENTS
+            + " VALUES "
             + ", ".join([one_row] * len(chunk))
             + _ON_CONFLICT
             + _RETURNING
