@@ -7,17 +7,17 @@ from only the events that were really inserted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine import Connection
 
 from the_eye.store import dialect, stats
 from the_eye.store.engine import dump_json
-from the_eye.store.tables import AnyRow, counters, errors
+from the_eye.store.tables import AnyRow, counters
 from the_eye.timestamps import utcnow
 
 
@@ -32,19 +32,9 @@ class WriteResult:
     rejected: int = 0
 
 
-# The processor's two statements per batch are written as plain SQL: building and binding
-# Core constructs row by row cost more than SQLite's own work (profiled on 100,000 events).
-# The columns they fill, in the order of their parameters.
-INSERTED_EVENT_COLUMNS = (
-    "application_id",
-    "event_id",
-    "session_id",
-    "category",
-    "name",
-    "data",
-    "timestamp",
-    "received_at",
-)
+# The processor's statements per batch are written as plain SQL: building and binding Core
+# constructs row by row cost more than SQLite's own work (profiled on 100,000 events), and a
+# multi-row VALUES statement is parsed again in Python by psycopg at every execution.
 ROWS_PER_INSERT = 500
 
 
@@ -63,6 +53,110 @@ def _binders(conn: Connection) -> tuple[_TimeBinder, Callable[[Any], str]]:
     return as_time, dump_json
 
 
+@dataclass(frozen=True, slots=True)
+class _NewRows:
+    """A batch insert that skips rows whose key is kept already: the table, its columns
+    with their PostgreSQL array types, the conflict it skips, and the columns the rollups
+    need of the rows it inserts (`moment` the one that holds their time)."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    conflict: str
+    returning: tuple[str, ...]
+    moment: str
+
+    def insert(self, conn: Connection, values: list[tuple[Any, ...]], returning: bool) -> Any:
+        """Insert rows of driver values in column order: how many were new, or (with
+        `returning`) the rows inserted."""
+        names = ", ".join(name for name, _ in self.columns)
+        head = f"INSERT INTO {self.table} ({names})"
+        tail = f" ON CONFLICT {self.conflict}DO NOTHING"
+        if returning:
+            tail += " RETURNING " + ", ".join(self.returning)
+        if conn.dialect.name == "postgresql":
+            # One array per column: a short statement that the driver parses once.
+            arrays = ", ".join(f"%b::{kind}" for _, kind in self.columns)
+            result = conn.exec_driver_sql(
+                f"{head} SELECT * FROM unnest({arrays}){tail}",
+                tuple(map(list, zip(*values, strict=True))),
+            )
+            return result.all() if returning else result.rowcount
+        mark = dialect.param_mark(conn)
+        one_row = "(" + ", ".join([mark] * len(self.columns)) + ")"
+        if not returning:  # one prepared statement over every row
+            return conn.exec_driver_sql(f"{head} VALUES {one_row}{tail}", values).rowcount
+        inserted: list[AnyRow] = []  # SQLite returns no rows from executemany
+        for start in range(0, len(values), ROWS_PER_INSERT):
+            chunk = values[start : start + ROWS_PER_INSERT]
+            sql = f"{head} VALUES {', '.join([one_row] * len(chunk))}{tail}"
+            inserted += conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row)).all()
+        return inserted
+
+    def new_rows(
+        self, conn: Connection, rows: list[dict[str, Any]], values: list[tuple[Any, ...]]
+    ) -> list[dict[str, Any]]:
+        """Insert `rows` (bound as `values`); the rows that were new.
+
+        Nearly always every row is new, and the driver's count of inserted rows says so:
+        the rows themselves are then what was inserted, and nothing is read back (reading
+        every row back cost a quarter of the write). When some were not new, that insert
+        is undone and made again returning the rows it inserts, so that sessions and
+        rollups count exactly what the store kept.
+        """
+        savepoint = conn.begin_nested()
+        if self.insert(conn, values, returning=False) == len(rows):
+            savepoint.commit()
+            return rows
+        savepoint.rollback()
+        inserted = [dict(row._mapping) for row in self.insert(conn, values, returning=True)]
+        for fields in inserted:
+            if isinstance(fields[self.moment], str):  # SQLite returns its text form
+                fields[self.moment] = datetime.fromisoformat(fields[self.moment])
+        return inserted
+
+
+_NEW_EVENTS = _NewRows(
+    "events",
+    (
+        ("application_id", "integer[]"),
+        ("event_id", "text[]"),
+        ("session_id", "text[]"),
+        ("category", "text[]"),
+        ("name", "text[]"),
+        ("data", "text[]::jsonb[]"),
+        ("timestamp", "timestamp[]"),
+        ("received_at", "timestamp[]"),
+    ),
+    "(application_id, event_id) ",
+    ("session_id", "timestamp", "application_id", "category", "name"),
+    "timestamp",
+)
+# Either key may repeat, so no conflict is named: the delivery (a message delivered twice)
+# or the event's idempotency key (a client retrying an invalid event); both leave one record.
+_NEW_ERRORS = _NewRows(
+    "errors",
+    (
+        ("application_id", "integer[]"),
+        ("event_id", "text[]"),
+        ("reason", "text[]"),
+        ("message", "text[]"),
+        ("details", "text[]::jsonb[]"),
+        ("payload", "text[]"),
+        ("received_at", "timestamp[]"),
+        ("replayed", "boolean[]"),
+        ("delivery_key", "text[]"),
+        ("session_id", "text[]"),
+        ("category", "text[]"),
+        ("name", "text[]"),
+    ),
+    "",
+    ("application_id", "reason", "received_at", "replayed"),
+    "received_at",
+)
+# The columns the processor fills in `events`, in the order of their parameters.
+INSERTED_EVENT_COLUMNS = tuple(name for name, _ in _NEW_EVENTS.columns)
+
+
 def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert events, skipping known idempotency keys, and update their sessions.
 
@@ -70,85 +164,8 @@ def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
-    inserted = _insert_events(conn, rows)
-    upsert_sessions(conn, [(row["session_id"], row["timestamp"]) for row in inserted])
-    stats.count_events(conn, inserted)
-    return len(inserted)
-
-
-def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows that were new, inserted.
-
-    Nearly always every row is new, and the driver's count of inserted rows says so: the
-    rows themselves are then what was inserted, and nothing is read back (reading every row
-    back cost a quarter of the write). When some were not new, that insert is undone and
-    made again returning the rows it inserts, so that sessions and rollups count exactly
-    what the store kept.
-    """
-    savepoint = conn.begin_nested()
-    if conn.dialect.name == "postgresql":
-        new = _insert_events_unnest(conn, rows, returning=False).rowcount
-    else:
-        new = _insert_events_many(conn, rows)
-    if new == len(rows):
-        savepoint.commit()
-        return rows
-    savepoint.rollback()
-    if conn.dialect.name == "postgresql":
-        returned = _insert_events_unnest(conn, rows, returning=True).all()
-    else:
-        returned = _insert_events_values(conn, rows)
-    return [_inserted(row) for row in returned]
-
-
-def _inserted(row: AnyRow) -> dict[str, Any]:
-    """A row an insert returned, with its timestamp as a datetime."""
-    fields = dict(row._mapping)
-    if isinstance(fields["timestamp"], str):  # SQLite returns its text form
-        fields["timestamp"] = datetime.fromisoformat(fields["timestamp"])
-    return fields
-
-
-_RETURNING = " RETURNING session_id, timestamp, application_id, category, name"
-_ON_CONFLICT = " ON CONFLICT (application_id, event_id) DO NOTHING"
-_INSERT_EVENTS = f"INSERT INTO events ({', '.join(INSERTED_EVENT_COLUMNS)})"
-
-
-def _insert_events_unnest(
-    conn: Connection, rows: list[dict[str, Any]], returning: bool
-) -> CursorResult[Any]:
-    """PostgreSQL: one array per column and a short statement, which the driver parses once
-    (a multi-row VALUES statement is parsed again in Python at every execution)."""
-    sql = (
-        _INSERT_EVENTS + " SELECT * FROM unnest("
-        "%b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]::jsonb[],"
-        " %b::timestamp[], %b::timestamp[])" + _ON_CONFLICT + (_RETURNING if returning else "")
-    )
-    columns = (
-        [row["application_id"] for row in rows],
-        [row["event_id"] for row in rows],
-        [row["session_id"] for row in rows],
-        [row["category"] for row in rows],
-        [row["name"] for row in rows],
-        [dump_json(row["data"]) for row in rows],
-        [row["timestamp"] for row in rows],
-        [row["received_at"] for row in rows],
-    )
-    return conn.exec_driver_sql(sql, columns)
-
-
-def _insert_events_many(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """SQLite: one prepared single-row statement run over every row; how many were new."""
     as_time, as_json = _binders(conn)
-    mark = dialect.param_mark(conn)
-    sql = (
-        _INSERT_EVENTS
-        + " VALUES ("
-        + ", ".join([mark] * len(INSERTED_EVENT_COLUMNS))
-        + ")"
-        + _ON_CONFLICT
-    )
-    params = [
+    values = [
         (
             row["application_id"],
             row["event_id"],
@@ -161,38 +178,10 @@ def _insert_events_many(conn: Connection, rows: list[dict[str, Any]]) -> int:
         )
         for row in rows
     ]
-    return conn.exec_driver_sql(sql, params).rowcount
-
-
-def _insert_events_values(conn: Connection, rows: list[dict[str, Any]]) -> Sequence[AnyRow]:
-    """SQLite, returning the rows inserted: multi-row VALUES, a few hundred rows a statement."""
-    as_time, as_json = _binders(conn)
-    mark = dialect.param_mark(conn)
-    one_row = "(" + ", ".join([mark] * len(INSERTED_EVENT_COLUMNS)) + ")"
-    inserted: list[AnyRow] = []
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[start : start + ROWS_PER_INSERT]
-        params: list[Any] = []
-        for row in chunk:
-            params += (
-                row["application_id"],
-                row["event_id"],
-                row["session_id"],
-                row["category"],
-                row["name"],
-                as_json(row["data"]),
-                as_time(row["timestamp"]),
-                as_time(row["received_at"]),
-            )
-        sql = (
-            _INSERT_EVENTS
-            + " VALUES "
-            + ", ".join([one_row] * len(chunk))
-            + _ON_CONFLICT
-            + _RETURNING
-        )
-        inserted += conn.exec_driver_sql(sql, tuple(params)).all()
-    return inserted
+    inserted = _NEW_EVENTS.new_rows(conn, rows, values)
+    upsert_sessions(conn, [(row["session_id"], row["timestamp"]) for row in inserted])
+    stats.count_events(conn, inserted)
+    return len(inserted)
 
 
 def _bound(moment: Any, as_time: _TimeBinder) -> Any:
@@ -255,16 +244,26 @@ def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> int:
         for key in ("payload", "message"):
             if "\x00" in row[key]:
                 row[key] = row[key].replace("\x00", "\ufffd")
-    stmt = (
-        dialect.insert(conn, errors)
-        # Either key may repeat: the delivery (a message delivered twice) or the event's
-        # idempotency key (a client retrying an invalid event); both leave one record.
-        .on_conflict_do_nothing()
-        .returning(
-            errors.c.application_id, errors.c.reason, errors.c.received_at, errors.c.replayed
+    as_time, as_json = _binders(conn)
+    values = [
+        (
+            row["application_id"],
+            row["event_id"],
+            row["reason"],
+            row["message"],
+            # None is kept as JSON null, as the JSON column type keeps it.
+            as_json(row["details"]),
+            row["payload"],
+            as_time(row["received_at"]),
+            row.get("replayed", False),
+            row.get("delivery_key"),
+            row.get("session_id"),
+            row.get("category"),
+            row.get("name"),
         )
-    )
-    inserted = conn.execute(stmt, rows).all()
+        for row in rows
+    ]
+    inserted = _NEW_ERRORS.new_rows(conn, rows, values)
     stats.count_errors(conn, inserted)
     return len(inserted)
 
