@@ -65,26 +65,34 @@ class _NewRows:
     returning: tuple[str, ...]
     moment: str
 
-    def insert(self, conn: Connection, values: list[tuple[Any, ...]], returning: bool) -> Any:
-        """Insert rows of driver values in column order: how many were new, or (with
-        `returning`) the rows inserted."""
+    def insert_all(self, conn: Connection, values: list[tuple[Any, ...]]) -> bool:
+        """Insert every row of driver values (in column order), or say that a key was kept
+        already (False): some rows may then be in, and the caller undoes the insert."""
+        names = ", ".join(name for name, _ in self.columns)
+        if conn.dialect.name == "postgresql":
+            return _copy(conn, f"COPY {self.table} ({names}) FROM STDIN", values)
+        mark = dialect.param_mark(conn)
+        sql = (
+            f"INSERT INTO {self.table} ({names}) VALUES ({', '.join([mark] * len(self.columns))})"
+            f" ON CONFLICT {self.conflict}DO NOTHING"
+        )
+        # One prepared statement over every row; the driver counts the rows inserted.
+        return bool(conn.exec_driver_sql(sql, values).rowcount == len(values))
+
+    def insert_new(self, conn: Connection, values: list[tuple[Any, ...]]) -> list[AnyRow]:
+        """Insert the rows whose keys are not kept yet; return those it inserted."""
         names = ", ".join(name for name, _ in self.columns)
         head = f"INSERT INTO {self.table} ({names})"
-        tail = f" ON CONFLICT {self.conflict}DO NOTHING"
-        if returning:
-            tail += " RETURNING " + ", ".join(self.returning)
+        tail = f" ON CONFLICT {self.conflict}DO NOTHING RETURNING {', '.join(self.returning)}"
         if conn.dialect.name == "postgresql":
             # One array per column: a short statement that the driver parses once.
             arrays = ", ".join(f"%b::{kind}" for _, kind in self.columns)
-            result = conn.exec_driver_sql(
-                f"{head} SELECT * FROM unnest({arrays}){tail}",
-                tuple(map(list, zip(*values, strict=True))),
+            columns = tuple(map(list, zip(*values, strict=True)))
+            return list(
+                conn.exec_driver_sql(f"{head} SELECT * FROM unnest({arrays}){tail}", columns)
             )
-            return result.all() if returning else result.rowcount
         mark = dialect.param_mark(conn)
         one_row = "(" + ", ".join([mark] * len(self.columns)) + ")"
-        if not returning:  # one prepared statement over every row
-            return conn.exec_driver_sql(f"{head} VALUES {one_row}{tail}", values).rowcount
         inserted: list[AnyRow] = []  # SQLite returns no rows from executemany
         for start in range(0, len(values), ROWS_PER_INSERT):
             chunk = values[start : start + ROWS_PER_INSERT]
@@ -97,22 +105,40 @@ class _NewRows:
     ) -> list[dict[str, Any]]:
         """Insert `rows` (bound as `values`); the rows that were new.
 
-        Nearly always every row is new, and the driver's count of inserted rows says so:
-        the rows themselves are then what was inserted, and nothing is read back (reading
-        every row back cost a quarter of the write). When some were not new, that insert
-        is undone and made again returning the rows it inserts, so that sessions and
-        rollups count exactly what the store kept.
+        Nearly always every row is new: the rows themselves are then what was inserted,
+        and nothing is read back (reading every row back cost a quarter of the write).
+        When some were not, that insert is undone and made again returning the rows it
+        inserts, so that sessions and rollups count exactly what the store kept.
         """
         savepoint = conn.begin_nested()
-        if self.insert(conn, values, returning=False) == len(rows):
+        if self.insert_all(conn, values):
             savepoint.commit()
             return rows
         savepoint.rollback()
-        inserted = [dict(row._mapping) for row in self.insert(conn, values, returning=True)]
+        inserted = [dict(row._mapping) for row in self.insert_new(conn, values)]
         for fields in inserted:
             if isinstance(fields[self.moment], str):  # SQLite returns its text form
                 fields[self.moment] = datetime.fromisoformat(fields[self.moment])
         return inserted
+
+
+def _copy(conn: Connection, sql: str, values: list[tuple[Any, ...]]) -> bool:
+    """PostgreSQL: COPY the rows in, the server's bulk path (its CPU a quarter below an
+    INSERT of the same rows); False when a unique key was kept already, which fails it."""
+    dbapi = conn.dialect.loaded_dbapi
+    driver = conn.connection.driver_connection
+    assert driver is not None, "a connection in use has its driver's connection"
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in values:
+                copy.write_row(row)
+    except dbapi.IntegrityError:
+        return False
+    except dbapi.Error as exc:
+        # As SQLAlchemy raises a driver's errors everywhere else: an outage stays an
+        # OperationalError, which the processor waits out.
+        raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+    return True
 
 
 _NEW_EVENTS = _NewRows(
