@@ -179,6 +179,17 @@ def queue_depth(settings: Settings, engine: Engine) -> int:
         queue.close()
 
 
+@contextmanager
+def inbox_database(settings: Settings, engine: Engine) -> Iterator[Engine]:
+    """The database the `db` queue keeps its inbox in: a SQLite store's inbox file of its
+    own, or the store itself."""
+    queue = open_queue(settings, engine)
+    try:
+        yield getattr(queue, "inbox_engine", engine)
+    finally:
+        queue.close()
+
+
 def production_settings(database_url: str, queue_url: str) -> Settings:
     """Settings as a deployment has them (no test's short intervals), on a stream of its own."""
     return Settings(

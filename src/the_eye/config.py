@@ -19,7 +19,11 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite:///the-eye.db", description="SQLAlchemy URL of the store (SQLite or PostgreSQL)."
     )
-    queue_url: str = Field("db", description="`db` (inbox table) or `redis://host:port/n`.")
+    queue_url: str = Field(
+        "db",
+        description="`db` (an inbox table: in the store, or beside a SQLite store in a file of "
+        "its own) or `redis://host:port/n`.",
+    )
     redis_stream: str = Field("the-eye:inbox", description="Redis stream of accepted requests.")
     redis_group: str = Field(
         "the-eye:processors", description="Consumer group that every processor joins."

@@ -141,8 +141,10 @@ class EyeProcess:
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 
-    def memory(self, root_role: str, child_role: str = "processor") -> list[ProcessMemory]:
-        """Peak RSS of each process of the tree still running, with the role it plays.
+    def roles(
+        self, root_role: str, child_role: str = "processor"
+    ) -> list[tuple[psutil.Process, str]]:
+        """Each process of the tree still running, with the role it plays.
 
         uvicorn logs "Started server process [pid]" for each process that serves HTTP; the
         other children of `the-eye serve` are processors and multiprocessing's helper.
@@ -156,7 +158,6 @@ class EyeProcess:
             for process in [root, *root.children(recursive=True)]:
                 try:
                     helper = any("resource_tracker" in part for part in process.cmdline())
-                    peak = _peak_rss_mb(process.pid)
                 except (psutil.NoSuchProcess, OSError):
                     continue
                 if process.pid in api:
@@ -165,7 +166,17 @@ class EyeProcess:
                     role = root_role
                 else:
                     role = "helper" if helper else child_role
-                found.append(ProcessMemory(process.pid, role, peak))
+                found.append((process, role))
+        return found
+
+    def memory(self, root_role: str, child_role: str = "processor") -> list[ProcessMemory]:
+        """Peak RSS of each process of the tree still running, with the role it plays."""
+        found = []
+        for process, role in self.roles(root_role, child_role):
+            try:
+                found.append(ProcessMemory(process.pid, role, _peak_rss_mb(process.pid)))
+            except OSError:
+                continue
         return found
 
     def terminate(self, timeout: float = 60.0) -> int:

@@ -22,6 +22,16 @@ class Report:
     batch_events_per_s: float = 0.0
     e2e_events_per_s: float = 0.0
     lag_p99_ms: float = 0.0
+    # CPU (user + system) in µs per unit of work, over the window of the load it goes with.
+    limit_cpu_us_per_request: float = 0.0
+    api_cpu_us_per_request: float = 0.0
+    api_cpu_us_per_event: float = 0.0
+    processor_cpu_us_per_event: float = 0.0
+    # The same events as bare inserts into the same table, measured in the same run.
+    floor_cpu_us_per_event: float = 0.0
+    # The database and Redis servers' share of the e2e run; None unless on this machine.
+    postgres_cpu_us_per_event: float | None = None
+    redis_cpu_us_per_event: float | None = None
     query_session_ms: float = 0.0
     query_range_ms: float = 0.0
     rss_mb: float = 0.0
@@ -35,10 +45,27 @@ class Report:
     # How the numbers were obtained: enough to rerun the same benchmark and compare.
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def processor_cpu_floor_ratio(self) -> float:
+        """The processors' CPU per event over the floor's: 1 would be the bare inserts.
+
+        Where the floor counts the PostgreSQL backend's CPU (a local server), the
+        processors' side counts the server's too, so that like is read against like.
+        """
+        stored = self.processor_cpu_us_per_event + (self.postgres_cpu_us_per_event or 0.0)
+        return _ratio(stored, self.floor_cpu_us_per_event)
+
+    @property
+    def api_cpu_limit_ratio(self) -> float:
+        """The API's CPU per request over the empty app's."""
+        return _ratio(self.api_cpu_us_per_request, self.limit_cpu_us_per_request)
+
     def to_json(self) -> dict[str, Any]:
         """The numbers at the top level, rounded, then the details beside them."""
         data = asdict(self)
         details = data.pop("details")
+        data["processor_cpu_floor_ratio"] = self.processor_cpu_floor_ratio
+        data["api_cpu_limit_ratio"] = self.api_cpu_limit_ratio
         rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in data.items()}
         return {**rounded, **details}
 
@@ -76,6 +103,7 @@ class Report:
             return self._export_rows()
         return [
             *self._load_rows(),
+            *self._cpu_rows(),
             *self._query_rows(),
             *self._console_rows(),
             self._rss_row(),
@@ -162,6 +190,59 @@ class Report:
             ),
         ]
 
+    def _cpu_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
+        if self.details.get("only") == "queries":
+            return []
+        floor_ratio = self.processor_cpu_floor_ratio
+        processor = f"{self.processor_cpu_us_per_event:.1f}"
+        if self.postgres_cpu_us_per_event is not None:
+            processor += f" + {self.postgres_cpu_us_per_event:.1f} postgres"
+        rows: list[tuple[str, str, str, bool | None, str]] = [
+            (
+                "limit_cpu_us_per_request",
+                f"{self.limit_cpu_us_per_request:.0f}",
+                "",
+                None,
+                "CPU, the limit app's processes, its load",
+            ),
+            (
+                "api_cpu_us_per_request",
+                f"{self.api_cpu_us_per_request:.0f} ({self.api_cpu_limit_ratio:.1f}x limit app)",
+                "",
+                None,
+                "CPU, API processes, single's load",
+            ),
+            (
+                "api_cpu_us_per_event",
+                f"{self.api_cpu_us_per_event:.1f}",
+                "",
+                None,
+                "CPU, API processes, batches, per event accepted",
+            ),
+            (
+                "processor_cpu_us_per_event",
+                f"{processor} ({floor_ratio:.1f}x floor)",
+                "<= 2x floor",
+                0 < floor_ratio <= 2,
+                "CPU, every processor, e2e, per event settled",
+            ),
+            (
+                "floor_cpu_us_per_event",
+                f"{self.floor_cpu_us_per_event:.1f}",
+                "",
+                None,
+                f"{self.details.get('floor_events', 0):,} batch events, bare inserts",
+            ),
+        ]
+        for service, value in (
+            ("postgres", self.postgres_cpu_us_per_event),
+            ("redis", self.redis_cpu_us_per_event),
+        ):
+            if value is not None:
+                how = f"CPU, the {service} server, e2e, per event settled"
+                rows.append((f"{service}_cpu_us_per_event", f"{value:.1f}", "", None, how))
+        return rows
+
     def _query_rows(self) -> list[tuple[str, str, str, bool | None, str]]:
         d = self.details
         return [
@@ -180,3 +261,7 @@ class Report:
                 "median, category + 1 h, limit 100",
             ),
         ]
+
+
+def _ratio(value: float, reference: float) -> float:
+    return value / reference if reference > 0 else 0.0

@@ -24,7 +24,9 @@ from the_eye.store.engine import create_engine
 from the_eye.store.migrate import migrate
 from the_eye.timestamps import utcnow
 from the_eye_bench.console import ConsoleLatency, console_targets, measure_console
+from the_eye_bench.cpu import PROCESSOR_ROLES, CpuMeter, service_meter, us_per
 from the_eye_bench.export import measure_export
+from the_eye_bench.floor import FLOOR_EVENTS, FLOOR_ROUNDS, floor_rows, measure_floor
 from the_eye_bench.lag import LagPlan, LagResult, measure_lag
 from the_eye_bench.launch import eye_env, limit_app_command, serve_command, serve_details
 from the_eye_bench.metrics import Counters, read_counters
@@ -120,9 +122,12 @@ class BenchRun:
         self.progress = progress
         self.report = Report(cpu=os.cpu_count() or 1)
         self.port = 0
+        self.application_id = 0
         self.write_key = ""
         self.token = ""
         self.admin_token = secrets.token_urlsafe(32)
+        # CPU seconds by role over each load window.
+        self.cpu_seconds: dict[str, dict[str, float]] = {}
 
     def run(self) -> Report:
         options, report = self.options, self.report
@@ -147,13 +152,17 @@ class BenchRun:
                 report.limit_rps = self._limit(stack, load.wrk, load.single, work)
 
             servers = self._start_eye(stack, work, database_url, queue_url)
+            meter = service_meter(servers, database_url, queue_url)
             queries = self._queries(seeded)
             if options.export:
                 self._export(database_url, work, seeded)
             console = self._console(seeded)
             # Read after the console's few invalid events, which are not the load's.
             base = read_counters(options.host, self.port)
-            measured = {} if load is None else self._load_phases(load, base)
+            measured = {}
+            if load is not None:
+                measured = self._load_phases(load, base, meter)
+                measured |= self._floor(load.batch, database_url, work)
 
             # Peak memory is read while the processes still run, just before they stop.
             memory = [m for server, roles in servers for m in server.memory(*roles)]
@@ -198,10 +207,11 @@ class BenchRun:
             steady=write_bodies(work / "steady.txt", 1_000, STEADY_EVENTS_PER_BODY, now, seed=4),
         )
 
-    def _load_phases(self, load: LoadPlan, base: Counters) -> dict[str, object]:
+    def _load_phases(self, load: LoadPlan, base: Counters, meter: CpuMeter) -> dict[str, object]:
         """Single events, batches end to end, then the lag under steady load: their details."""
-        failed = {"single": self._single(load.wrk, load.single, base)}
-        e2e, failed["batch"] = self._e2e(load.wrk, load.batch)
+        single, failed_single = self._single(load.wrk, load.single, base, meter)
+        failed = {"single": failed_single}
+        e2e, failed["batch"] = self._e2e(load.wrk, load.batch, meter)
         lag = self._lag(load.wrk, load.steady, base)
         failed["steady"] = lag.failed_requests
         errored = read_counters(self.options.host, self.port).errored - base.errored
@@ -211,6 +221,7 @@ class BenchRun:
             "limit_app": "the_eye_bench.limit_app under uvicorn with the serve options",
             "event_bytes_mean": round(load.single.mean_event_bytes, 1),
             "batch_events_per_request": BATCH_EVENTS,
+            **single,
             **e2e,
             "lag_p50_ms": round(lag.p50_ms, 2),
             "lag_probes": lag.probes,
@@ -220,6 +231,13 @@ class BenchRun:
             "lag_method": "probe in its own session; 202 until GET /events/?session= has it",
             "failed_requests": failed,
             "errored_events": errored,
+            "cpu_method": "psutil cpu_times, user + system, of every process of each role "
+            "(its children that exited included), read before and after each load window",
+            "cpu_seconds_by_role": {
+                phase: {role: round(s, 3) for role, s in sorted(spent.items())}
+                for phase, spent in self.cpu_seconds.items()
+            },
+            "cpu_services": meter.services,
         }
 
     def _console(self, seeded: SeededStore) -> ConsoleLatency:
@@ -260,15 +278,27 @@ class BenchRun:
         report.query_session_ms, report.query_range_ms = queries.session_ms, queries.range_ms
         return queries
 
-    def _single(self, wrk: Wrk, single: BodyFile, base: Counters) -> int:
+    def _single(
+        self, wrk: Wrk, single: BodyFile, base: Counters, meter: CpuMeter
+    ) -> tuple[dict[str, object], int]:
         """One event per request as fast as it is answered; returns the failed requests."""
         self.progress.phase("single: one event per request")
+        before = meter.read()
         result = wrk.run(self._load(single, self.options.load_seconds))
+        api_s = meter.spent_since(before).get("api", 0.0)
         report = self.report
         report.single_rps = result.rps
         report.single_p50_ms, report.single_p99_ms = result.p50_ms, result.p99_ms
-        self._wait_settled(base, "single: processing what was accepted")
-        return result.failed + result.socket_errors
+        report.api_cpu_us_per_request = us_per(api_s, result.ok)
+        _, _, counters = self._wait_settled(base, "single: processing what was accepted")
+        # The processor's share runs on until the last accepted event is stored.
+        spent = self.cpu_seconds["single"] = meter.spent_since(before)
+        processor_s = sum(spent.get(role, 0.0) for role in PROCESSOR_ROLES)
+        settled = counters.settled - base.settled
+        details: dict[str, object] = {
+            "single_processor_cpu_us_per_event": round(us_per(processor_s, settled), 1)
+        }
+        return details, result.failed + result.socket_errors
 
     def _lag(self, wrk: Wrk, steady: BodyFile, base: Counters) -> LagResult:
         self.progress.phase(f"lag: steady {STEADY_EVENTS_PER_S:,} events/s with probes")
@@ -302,7 +332,11 @@ class BenchRun:
         stack.callback(limit.stop)
         limit.start()
         limit.wait_http(options.host, self.port, "/")
+        meter = CpuMeter([(limit, ("limit", "limit"))])
+        before = meter.read()
         result = wrk.run(self._load(bodies, options.load_seconds))
+        spent = self.cpu_seconds["limit"] = meter.spent_since(before)
+        self.report.limit_cpu_us_per_request = us_per(sum(spent.values()), result.ok)
         limit.stop()
         return result.rps
 
@@ -316,6 +350,7 @@ class BenchRun:
         stack.callback(engine.dispose)
         migrate(engine)
         credentials = create_credentials(engine)
+        self.application_id = credentials.application_id
         self.write_key, self.token = credentials.write_key, credentials.token
         if self.options.profile == "production":
             stack.callback(revoke_credentials, engine, credentials)
@@ -348,7 +383,7 @@ class BenchRun:
             worker.check_alive()
         return servers
 
-    def _e2e(self, wrk: Wrk, batch: BodyFile) -> tuple[dict[str, object], int]:
+    def _e2e(self, wrk: Wrk, batch: BodyFile, meter: CpuMeter) -> tuple[dict[str, object], int]:
         """Send batches until `e2e_events` are accepted, then wait until all are stored."""
         options, report = self.options, self.report
         target = options.e2e_events
@@ -362,15 +397,27 @@ class BenchRun:
             long_enough = time.perf_counter() - started >= options.e2e_min_seconds
             return received >= target and long_enough
 
+        before = meter.read()
         result = wrk.run(self._load(batch, options.e2e_cap_seconds), stop_when=enough)
         first_request = time.perf_counter() - result.duration_s
+        # The API's share ends with the last answer: while the processors catch up it only
+        # answers this benchmark's polling of /metrics.
+        sending = self.cpu_seconds["batch"] = meter.spent_since(before)
         report.batch_events_per_s = result.ok * BATCH_EVENTS / result.duration_s
+        report.api_cpu_us_per_event = us_per(sending.get("api", 0.0), result.ok * BATCH_EVENTS)
         settled_at, complete, counters = self._wait_settled(
             base, "e2e: waiting until every event is stored"
         )
+        spent = self.cpu_seconds["e2e"] = meter.spent_since(before)
         received = counters.received - base.received
         settled = counters.settled - base.settled
         report.e2e_events_per_s = settled / (settled_at - first_request)
+        processor_s = sum(spent.get(role, 0.0) for role in PROCESSOR_ROLES)
+        report.processor_cpu_us_per_event = us_per(processor_s, settled)
+        if meter.postgres_database is not None:
+            report.postgres_cpu_us_per_event = us_per(spent.get("postgres", 0.0), settled)
+        if meter.redis:
+            report.redis_cpu_us_per_event = us_per(spent.get("redis", 0.0), settled)
         details: dict[str, object] = {
             "e2e_events": received,
             "e2e_complete": complete,
@@ -378,6 +425,23 @@ class BenchRun:
             "e2e_sending_seconds": round(result.duration_s, 2),
         }
         return details, result.failed + result.socket_errors
+
+    def _floor(self, batch: BodyFile, database_url: str, work: Path) -> dict[str, object]:
+        """The bare inserts of the batch events, after the load so that they disturb none of it."""
+        self.progress.phase(f"floor: {FLOOR_EVENTS:,} batch events, bare inserts, {FLOOR_ROUNDS}x")
+        rows = floor_rows(batch, FLOOR_EVENTS, self.application_id, utcnow())
+        floors = measure_floor(database_url, rows, work)
+        floor = floors[0]
+        self.report.floor_cpu_us_per_event = floor.cpu_us_per_event
+        return {
+            "floor_method": f"the least of {len(floors)} rounds of: {floor.method}",
+            "floor_events": floor.events,
+            "floor_rounds_cpu_us_per_event": [round(f.cpu_us_per_event, 1) for f in floors],
+            "floor_cpu_seconds": round(floor.cpu_s, 3),
+            "floor_server_cpu_seconds": None
+            if floor.server_cpu_s is None
+            else round(floor.server_cpu_s, 3),
+        }
 
     def _wait_settled(self, base: Counters, description: str) -> tuple[float, bool, Counters]:
         """Wait until every event received since `base` is stored, errored or a duplicate."""

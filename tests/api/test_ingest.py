@@ -21,9 +21,9 @@ from tests.helpers import (
     REDIS_URL,
     LiveServer,
     client_as,
-    count_rows,
     delete_stream,
     fetch_all,
+    inbox_database,
     make_event,
     queue_depth,
 )
@@ -34,7 +34,6 @@ from the_eye.api.state import app_state
 from the_eye.config import Settings
 from the_eye.store.credentials import application_for_key, create_application
 from the_eye.store.engine import create_engine
-from the_eye.store.tables import inbox
 
 
 def store_with_application(settings: Settings, name: str) -> tuple[Engine, str]:
@@ -179,19 +178,20 @@ def test_locked_queue_answers_503_with_retry_after_and_accepts_nothing(empty_sto
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as client:
         headers = {"Authorization": f"Bearer {key}"}
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
-        blocker = engine.raw_connection()
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
-            response = client.post("/events/", json=make_event(), headers=headers)
-        finally:
-            blocker.rollback()
-            blocker.close()
+        with inbox_database(settings, engine) as inbox_db:
+            blocker = inbox_db.raw_connection()
+            blocker.execute("BEGIN IMMEDIATE")
+            try:
+                response = client.post("/events/", json=make_event(), headers=headers)
+            finally:
+                blocker.rollback()
+                blocker.close()
         assert response.status_code == 503
         assert response.headers["Retry-After"]
         assert response.json()["error"]["code"] == "unavailable"
         assert retry_after(response) == 1
         assert client.post("/events/", json=make_event(), headers=headers).status_code == 202
-    assert count_rows(engine, inbox) == 2
+    assert queue_depth(settings, engine) == 2
     engine.dispose()
 
 
@@ -245,7 +245,7 @@ def test_a_store_that_fails_the_write_key_lookup_answers_503_saying_when_to_retr
         headers = {"Authorization": f"Bearer {key}"}
         response = client.post("/events/", json=make_event(), headers=headers)
         assert retry_after(response) == 5
-    assert count_rows(engine, inbox) == 0
+    assert queue_depth(settings, engine) == 0
     engine.dispose()
 
 
@@ -283,7 +283,7 @@ def test_cors_answers_for_configured_origins(empty_store_url):
         assert "access-control-allow-origin" not in other.headers
 
 
-def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds, engine):
+def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds, settings, engine):
     """Half a body is not a request: no error record, nothing queued."""
     import socket
     import time
@@ -299,7 +299,7 @@ def test_a_client_that_disconnects_mid_body_leaves_nothing_behind(server, creds,
         )
         time.sleep(0.2)
     time.sleep(0.3)
-    assert count_rows(engine, inbox) == 0
+    assert queue_depth(settings, engine) == 0
 
 
 def zeros_bomb(elements: int) -> bytes:
@@ -377,14 +377,19 @@ def test_large_bodies_are_parsed_off_the_event_loop(sender):
     assert response.json()["event_ids"] == [f"big-{i}" for i in range(400)]
 
 
-def test_server_made_event_ids_are_random(sender):
+def test_server_made_event_ids_are_random_after_the_time_they_were_made(sender):
     first = sender.post("/events/", json=[make_event(), make_event()]).json()["event_ids"]
+    time.sleep(0.002)
     second = sender.post("/events/", json=make_event()).json()["event_ids"]
     ids = first + second
     assert all(re.fullmatch(r"[0-9a-f]{32}", event_id) for event_id in ids), ids
     assert len(set(ids)) == 3
-    # 128 random bits each: no shared prefix a counter would leave.
-    assert len({event_id[:8] for event_id in ids}) == 3
+    # The time in ms first, so that ids made later sort later...
+    made = [int(event_id[:12], 16) / 1000 for event_id in ids]
+    assert all(abs(at - time.time()) < 60 for at in made), made
+    assert max(first) < second[0]
+    # ...then 80 random bits each: no shared prefix a counter would leave.
+    assert len({event_id[12:20] for event_id in ids}) == 3
 
 
 def next_ids_a_counter_would_make(event_id: str, count: int) -> list[str]:
@@ -470,7 +475,7 @@ def test_a_write_key_over_its_rate_is_429(empty_store_url):
     assert [r.status_code for r in answers] == [202, 202, 202, 429]
     assert answers[3].json()["error"]["code"] == "rate_limited"
     assert answers[3].headers["Retry-After"] == "2"
-    assert count_rows(engine, inbox) == 3
+    assert queue_depth(settings, engine) == 3
     engine.dispose()
 
 
@@ -553,5 +558,5 @@ def test_request_bodies_in_flight_are_bounded_and_released(empty_store_url):
         with client_as(live, key) as client:
             assert client.post("/events/", content=body).status_code == 202
         assert body_bytes.held == 0
-    assert count_rows(engine, inbox) == 2
+    assert queue_depth(settings, engine) == 2
     engine.dispose()

@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import make_event
 from tests.processes import ServeProcess, the_eye_env
+from the_eye.queue.db import inbox_file
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,7 @@ TIMEOUT = 1.0
 
 @pytest.fixture(scope="module")
 def serve_db(tmp_path_factory) -> Path:
-    """The SQLite file `serve` stores and queues in."""
+    """The SQLite file `serve` stores in (its inbox in a file beside it)."""
     return tmp_path_factory.mktemp("serve") / "the-eye.db"
 
 
@@ -141,7 +142,7 @@ def test_an_unfinished_body_is_cut_and_nothing_queued(serve):
 
 
 def test_a_pipelined_request_never_answers_ahead_of_the_one_before_it(serve, serve_db):
-    """Request 1 is complete but slow to answer (the test holds the store's write lock past
+    """Request 1 is complete but slow to answer (the test holds the inbox's write lock past
     the body timeout); request 2 follows on the same connection with half a body. The first
     answer on the wire is request 1's 202: a 408 there would read as its answer, and a
     client retrying it would store its events twice."""
@@ -157,7 +158,7 @@ def test_a_pipelined_request_never_answers_ahead_of_the_one_before_it(serve, ser
         # Key checked and cached first, so that only the queue's write waits for the lock.
         sock.sendall(first)
         assert answer_and_close_after(sock, 1).startswith(b"HTTP/1.1 202 ")
-        blocker = sqlite3.connect(serve_db, isolation_level=None)
+        blocker = sqlite3.connect(inbox_file(serve_db), isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")
             sock.sendall(first + second)

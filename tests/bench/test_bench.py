@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 
 import msgspec
 import pytest
+import sqlalchemy as sa
 
+from tests.helpers import PG_URL
+from the_eye.config import Settings
 from the_eye.processor.checks import Limits, ValidEvent, check_event
+from the_eye.store.engine import create_engine
+from the_eye.store.tables import events
 from the_eye.timestamps import utcnow
+from the_eye_bench.cpu import (
+    CpuMeter,
+    ProcessCpu,
+    cpu_spent,
+    is_local,
+    postgresql_processes,
+    service_meter,
+)
+from the_eye_bench.floor import floor_rows, measure_floor, sqlite_floor
+from the_eye_bench.processes import EyeProcess
 from the_eye_bench.traffic import write_bodies
 
 ISSUE_KEYS = (
@@ -28,6 +45,15 @@ ISSUE_KEYS = (
     "rss_mb",
     "cpu",
     "generator",
+)
+CPU_KEYS = (
+    "limit_cpu_us_per_request",
+    "api_cpu_us_per_request",
+    "api_cpu_us_per_event",
+    "processor_cpu_us_per_event",
+    "floor_cpu_us_per_event",
+    "processor_cpu_floor_ratio",
+    "api_cpu_limit_ratio",
 )
 
 
@@ -66,6 +92,18 @@ def test_quick_bench_writes_a_complete_and_sane_report(tmp_path):
     assert report["errored_events"] == 0
     assert report["failed_requests"] == {"single": 0, "batch": 0, "steady": 0}
     assert "single_rps" in done.stdout
+
+    for key in CPU_KEYS:
+        assert isinstance(report[key], float) and report[key] > 0, key
+    # The processor does more than a bare insert; The Eye's API more than an empty app.
+    assert report["processor_cpu_us_per_event"] > report["floor_cpu_us_per_event"]
+    assert report["limit_cpu_us_per_request"] < report["api_cpu_us_per_request"]
+    assert report["postgres_cpu_us_per_event"] is None  # SQLite runs inside the processor
+    assert report["floor_events"] == 100_000
+    assert report["floor_rounds_cpu_us_per_event"][0] == round(report["floor_cpu_us_per_event"], 1)
+    assert set(report["cpu_seconds_by_role"]) == {"limit", "single", "batch", "e2e"}
+    assert report["cpu_seconds_by_role"]["e2e"]["processor"] > 0
+    assert "processor_cpu_us_per_event" in done.stdout and "x floor" in done.stdout
 
 
 def test_production_profile_without_postgresql_and_redis_says_what_it_needs():
@@ -167,3 +205,145 @@ def test_only_export_reports_the_parquet_export_of_the_store(tmp_path):
     assert report["export_files"] >= 1
     assert "export_events_per_s" in done.stdout
     assert "single_rps" not in done.stdout
+
+
+def test_floor_rows_are_the_batch_events_as_the_processor_maps_them(tmp_path):
+    now = utcnow()
+    batch = write_bodies(tmp_path / "batch.txt", 10, 100, now, seed=2)
+    rows = floor_rows(batch, 2_500, 7, now)
+
+    assert len(rows) == 2_500
+    # Repeated events get fresh ids: the idempotency key never repeats.
+    assert len({row["event_id"] for row in rows}) == 2_500
+    assert all(re.fullmatch("[0-9a-f]{32}", row["event_id"]) for row in rows)
+    first = msgspec.json.decode(batch.path.read_bytes().splitlines()[0])["batch"][0]
+    assert rows[0] == check_event(first, rows[0]["event_id"], now, Limits(), None, 7).row()
+    assert rows[1_000]["session_id"] == rows[0]["session_id"]
+    assert {row["application_id"] for row in rows} == {7}
+
+
+def test_the_sqlite_floor_stores_every_row_as_the_store_reads_it(tmp_path):
+    now = utcnow()
+    rows = floor_rows(write_bodies(tmp_path / "batch.txt", 5, 100, now, seed=2), 1_200, 1, now)
+
+    floor = sqlite_floor(tmp_path / "floor.db", rows)
+
+    assert floor.events == 1_200 and floor.cpu_s > 0 and floor.server_cpu_s is None
+    assert "synchronous=NORMAL" in floor.method and "WAL" in floor.method
+    conn = sqlite3.connect(tmp_path / "floor.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    indexes = {
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+        )
+    }
+    conn.close()
+    assert {"ix_events_session_timestamp", "ix_events_timestamp"} <= indexes
+    engine = create_engine(Settings(database_url=f"sqlite:///{tmp_path / 'floor.db'}"))
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(events).order_by(events.c.id)).mappings().all()
+    engine.dispose()
+    assert len(stored) == 1_200
+    assert {k: v for k, v in stored[5].items() if k != "id"} == rows[5]
+
+
+def test_measure_floor_gives_its_rounds_least_first_and_leaves_no_file(tmp_path):
+    now = utcnow()
+    rows = floor_rows(write_bodies(tmp_path / "batch.txt", 2, 100, now, seed=2), 500, 1, now)
+    (tmp_path / "batch.txt").unlink()
+
+    floors = measure_floor(f"sqlite:///{tmp_path / 'store.db'}", rows, tmp_path, rounds=3)
+
+    assert len(floors) == 3
+    assert [f.cpu_s for f in floors] == sorted(f.cpu_s for f in floors)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not PG_URL, reason="THE_EYE_TEST_DATABASE_URL is not set")
+def test_the_postgresql_floor_copies_the_rows_and_leaves_the_store_as_it_was(
+    tmp_path, empty_store_url
+):
+    url = empty_store_url("postgresql")
+    now = utcnow()
+    rows = floor_rows(write_bodies(tmp_path / "batch.txt", 5, 100, now, seed=2), 25_000, 1, now)
+
+    [floor] = measure_floor(url, rows, tmp_path, rounds=1)
+
+    assert floor.events == 25_000 and floor.cpu_s > 0
+    assert "rolled back" in floor.method
+    if is_local(url):  # the backend is read too, and is most of the work
+        assert floor.server_cpu_s is not None and 0 < floor.server_cpu_s <= floor.cpu_s
+    engine = create_engine(Settings(database_url=url, _env_file=None))
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(events)) == 0
+        assert not sa.inspect(conn).has_table("floor_events")
+    engine.dispose()
+
+
+@pytest.mark.skipif(not PG_URL or not is_local(PG_URL), reason="needs a local PostgreSQL")
+def test_postgresql_processes_leave_out_other_databases_backends(empty_store_url):
+    import psycopg
+
+    url = sa.make_url(empty_store_url("postgresql"))
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(False)) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        ours = {p.pid for p, _ in postgresql_processes(url.database or "")}
+        others = {p.pid for p, _ in postgresql_processes("some_other_database")}
+    assert row[0] in ours and row[0] not in others
+    # The server's own processes (the postmaster, its writers) count for every database.
+    assert ours & others
+
+
+def test_cpu_spent_sums_roles_and_counts_processes_that_came_or_went():
+    before = [
+        ProcessCpu(1, "api", 1.0, 0.0),
+        ProcessCpu(2, "processor", 2.0, 0.5),
+        ProcessCpu(3, "processor", 4.0, 0.0),  # exits: its parent's reaped time has it all
+        ProcessCpu(9, "postgres", 3.0, None),  # exits, not reaped by anyone read
+    ]
+    after = [
+        ProcessCpu(1, "api", 1.5, 0.0),
+        ProcessCpu(2, "processor", 2.5, 0.5 + 4.0 + 0.25),
+        ProcessCpu(4, "processor", 0.75, 0.0),  # started in between
+    ]
+    assert cpu_spent(before, after) == {"api": 0.5, "processor": 0.5 + 0.25 + 0.75}
+
+
+def test_a_role_is_charged_for_the_children_it_waited_for(tmp_path):
+    go = tmp_path / "go"
+    burn = "import time\nwhile time.process_time() < 0.3: pass"
+    script = (
+        "import os, subprocess, sys, time\n"
+        "print('ready', flush=True)\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+        f"subprocess.run([sys.executable, '-c', {burn!r}])\n"
+        "print('done', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = EyeProcess("cpu parent", [sys.executable, "-c", script], dict(os.environ))
+    meter = CpuMeter([(parent, ("parent", "child"))])
+    parent.start()
+    try:
+        parent.wait_log("ready")
+        before = meter.read()
+        go.touch()
+        parent.wait_log("done")
+        spent = meter.spent_since(before)
+    finally:
+        parent.stop()
+    # The child ran and exited between the readings: its CPU is in the parent's role
+    # (whose accounting counts in clock ticks, so a little less than the child's own clock).
+    assert set(spent) == {"parent"}
+    assert spent["parent"] >= 0.25
+
+
+def test_servers_on_another_machine_are_said_not_measured():
+    meter = service_meter(
+        [], "postgresql://eye@db.example.com/the_eye", "redis://cache.example.com:6379/0"
+    )
+    assert meter.postgres_database is None and not meter.redis
+    assert set(meter.services) == {"postgres", "redis"}
+    assert all("not on this machine" in how for how in meter.services.values())
+    assert service_meter([], "sqlite:///eye.db", "db").services == {}

@@ -7,13 +7,15 @@ import math
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
 from tests.client.conftest import FAST_RETRY
-from tests.helpers import LiveServer, fetch_all
+from tests.helpers import LiveServer, fetch_all, inbox_database
 from tests.processes import free_port, wait_until
 from the_eye.client import AsyncEyeClient, DeliveryError, EyeClient, RetryPolicy
 from the_eye.config import Settings
@@ -40,6 +42,20 @@ def test_tracked_events_are_delivered_in_batches(make_client, processor, admin):
         "pageview",
     )
     assert first["data"] == {"path": "/0"}
+
+
+def test_event_ids_made_by_the_client_are_version_7_uuids_in_time_order(make_client):
+    client = make_client(sync_mode=True)
+    ids = []
+    for i in range(3):
+        ids.append(client.track("s", "c", "n", {"i": i}))
+        time.sleep(0.002)
+    parsed = [uuid.UUID(event_id) for event_id in ids]
+    assert [u.version for u in parsed] == [7, 7, 7]
+    assert all(u.variant == uuid.RFC_4122 for u in parsed)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    made = [(u.int >> 80) / 1000 for u in parsed]
+    assert all(abs(at - time.time()) < 60 for at in made), made
 
 
 def test_timestamps_and_event_ids_given_by_the_caller_are_kept(make_client, processor, admin):
@@ -148,11 +164,11 @@ def test_a_503_is_retried_after_its_retry_after(empty_store_url):
     with engine.begin() as conn:
         key = create_application(conn, "locked").write_key
     failures: list[DeliveryError] = []
-    with LiveServer(settings) as live:
+    with LiveServer(settings) as live, inbox_database(settings, engine) as inbox_db:
         client = EyeClient(
             key, live.url, retry=FAST_RETRY, on_error=lambda e, _: failures.append(e)
         )
-        blocker = engine.raw_connection()
+        blocker = inbox_db.raw_connection()
         blocker.execute("BEGIN IMMEDIATE")
         try:
             event_id = client.track("s-1", "c", "n", {"k": "v"})
@@ -161,15 +177,16 @@ def test_a_503_is_retried_after_its_retry_after(empty_store_url):
             blocker.rollback()
             blocker.close()
         assert client.shutdown(timeout=30)
-    assert failures == [] and client.stats().sent == 1
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(inbox.c.event_ids)).scalars().all()
+        assert failures == [] and client.stats().sent == 1
+        with inbox_db.connect() as conn:
+            rows = conn.execute(sa.select(inbox.c.event_ids)).scalars().all()
     assert rows == [f'["{event_id}"]']
     engine.dispose()
 
 
 def hold_inbox_lock(engine):
-    """Block every write to the inbox until the returned connection rolls back."""
+    """Block every write to the inbox (`engine`: the database it is in) until the returned
+    connection rolls back."""
     blocker = engine.raw_connection()
     if engine.dialect.name == "sqlite":
         blocker.execute("BEGIN IMMEDIATE")
@@ -189,13 +206,14 @@ def test_a_batch_sent_again_after_a_lost_answer_is_stored_once(
     patient = settings.model_copy(update={"sqlite_busy_timeout_ms": 120_000})
     with LiveServer(patient) as live:
         client = EyeClient(creds.write_key, live.url, retry=FAST_RETRY, timeout=0.5)
-        blocker = hold_inbox_lock(engine)
-        try:
-            ids = [client.track("s-1", "c", "n", {"i": i}) for i in range(10)]
-            wait_until(lambda: client.stats().retries >= 2)
-        finally:
-            blocker.rollback()
-            blocker.close()
+        with inbox_database(settings, engine) as inbox_db:
+            blocker = hold_inbox_lock(inbox_db)
+            try:
+                ids = [client.track("s-1", "c", "n", {"i": i}) for i in range(10)]
+                wait_until(lambda: client.stats().retries >= 2)
+            finally:
+                blocker.rollback()
+                blocker.close()
         assert client.shutdown(timeout=60)
         assert client.stats().sent == 10
         copies = processor.queue.depth()

@@ -12,7 +12,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import fetch_all, make_event, queue_depth
+from tests.helpers import fetch_all, inbox_database, make_event, queue_depth
 from the_eye.processor.worker import Processor
 from the_eye.queue import EVENTS, Message, open_queue
 from the_eye.store.tables import inbox
@@ -31,7 +31,7 @@ def test_a_request_delivered_past_the_limit_is_kept_unprocessed(
     if backend(settings) != "db":
         pytest.skip("the inbox's attempts column")
     sender.post("/events/", json=make_event(event_id="poison"))
-    with engine.begin() as conn:
+    with inbox_database(settings, engine) as inbox_db, inbox_db.begin() as conn:
         conn.execute(sa.update(inbox).values(attempts=settings.max_deliveries))
     sender.post("/events/", json=make_event(event_id="after"))
     processor.drain()
@@ -86,7 +86,7 @@ def test_the_attempt_is_committed_before_processing_and_given_back_on_a_clean_fa
     queue = open_queue(settings, engine)
 
     def seen() -> tuple[int, bool]:
-        with engine.connect() as conn:
+        with inbox_database(settings, engine) as inbox_db, inbox_db.connect() as conn:
             row = conn.execute(sa.select(inbox.c.attempts, inbox.c.taken_at)).one()
         return row.attempts, row.taken_at is not None
 

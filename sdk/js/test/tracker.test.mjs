@@ -7,6 +7,11 @@ import { FakeEvent, Site, beaconEvents, element, events, fakeWindow } from "./fa
 const KEY = "eye_wk_test";
 const HOST = "https://eye.example";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+function millisecondsOf(uuid) {
+  return parseInt(uuid.replace(/-/g, "").slice(0, 12), 16);
+}
 const QUIET = { host: HOST, pageviews: false };
 
 function tracker(win, options = QUIET) {
@@ -35,7 +40,8 @@ describe("events", () => {
     assert.equal(request.json.writeKey, KEY);
     const [a, b] = request.json.batch;
     assert.deepEqual([a.event_id, b.event_id], [first, second]);
-    assert.match(a.event_id, UUID);
+    assert.match(a.event_id, UUID_V7); // the time first, for the store's index
+    assert.equal(millisecondsOf(a.event_id), Date.parse(a.timestamp));
     assert.notEqual(a.event_id, b.event_id);
     assert.equal(a.session_id, eye.sessionId());
     assert.equal(b.session_id, a.session_id);

@@ -36,6 +36,7 @@ from the_eye.api.state import AppState, app_state
 from the_eye.config import Settings, get_settings
 from the_eye.processor.checker import EventChecker
 from the_eye.queue import open_queue
+from the_eye.runtime import freeze_startup_objects, thaw_startup_objects
 from the_eye.store.engine import create_engine
 
 # How `the-eye serve` runs the app under uvicorn (the benchmark's ceiling app uses the same):
@@ -153,9 +154,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = open_state(settings)
         state.attach(app)
+        freeze_startup_objects()
         try:
             yield
         finally:
+            thaw_startup_objects()
             await state.aclose()
 
     app = _TheEyeAPI(

@@ -24,6 +24,7 @@ from the_eye.config import Settings
 from the_eye.processor.batch import BatchRows, MessageBounds, body_error, process_messages
 from the_eye.processor.checker import EventChecker
 from the_eye.queue import Delivery, Message, Queue, QueueUnavailable, open_queue
+from the_eye.runtime import freeze_startup_objects
 from the_eye.store import liveness
 from the_eye.store.engine import create_engine
 from the_eye.store.writes import WriteResult, bump_counters, store_errors, store_events
@@ -263,6 +264,7 @@ def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
     else:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     processor = Processor.from_settings(settings)
+    freeze_startup_objects()
     log.info("processor started (pid %s, %s)", os.getpid(), type(processor.queue).__name__)
     try:
         processor.run(stop, settings.poll_interval, parent_pid)

@@ -35,9 +35,9 @@ __all__ = [
 def open_queue(settings: Settings, engine: Engine) -> Queue:
     """The queue `settings.queue_url` names."""
     if settings.queue_url == "db":
-        from the_eye.queue.db import DatabaseQueue
+        from the_eye.queue.db import open_database_queue
 
-        return DatabaseQueue(engine, settings.inbox_claim_idle)
+        return open_database_queue(settings, engine)
     if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
         require("redis", "redis", "A Redis queue needs the redis client")
         from the_eye.queue.redis import RedisQueue

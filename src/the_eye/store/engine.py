@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -31,7 +32,7 @@ def create_engine(settings: Settings) -> Engine:
     if make_url(url).drivername == "postgresql+psycopg":
         require("psycopg", "postgres", "A PostgreSQL database needs the psycopg driver")
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms)
+        return sqlite_engine(url, settings)
     # An unreachable server (not a refused connection) would otherwise hold every caller,
     # /ready/ included, for the operating system's TCP timeout.
     connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
@@ -64,15 +65,25 @@ def dump_json(value: Any) -> str:
 def _create_private(url: str) -> None:
     """Create a SQLite file readable by its owner alone (0600) before SQLite opens it; its
     `-wal` and `-shm` files take the main file's mode. An existing file keeps its mode."""
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    database = sqlite_file(url)
+    if database is None:
         return
     # No folder: SQLite says so itself when it opens the file.
     with suppress(FileExistsError, FileNotFoundError):
         os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
-def _sqlite_engine(url: str, synchronous: str, busy_timeout_ms: int) -> Engine:
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, or None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def sqlite_engine(url: str, settings: Settings) -> Engine:
+    """An engine for one SQLite file, in WAL mode with the settings' durability and wait."""
+    synchronous, busy_timeout_ms = settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms
     _create_private(url)
     engine = sa.create_engine(
         url,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -59,9 +60,17 @@ INLINE_BYTES = 64 * 1024
 
 
 def server_event_ids(count: int) -> list[str]:
-    """`count` random event ids of 128 bits each (32 hex digits), one system call in all."""
-    digits = os.urandom(16 * count).hex()
-    return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
+    """`count` event ids of 32 hex digits: the time in milliseconds (48 bits), then 80 random
+    bits, drawn with one system call in all.
+
+    Ids made later sort later, so the store's unique index on them grows at its end instead
+    of at random pages: a batch dirties a few index pages rather than most of them, which
+    made a quarter of an event's storing cost. The random bits keep them unguessable: a
+    holder of the public write key cannot take the ids the server makes next.
+    """
+    prefix = f"{time.time_ns() // 1_000_000:012x}"
+    digits = os.urandom(10 * count).hex()
+    return [prefix + digits[i : i + 20] for i in range(0, 20 * count, 20)]
 
 
 def _too_large(limit: int, status: int = 413) -> ApiError:

@@ -5,8 +5,9 @@
  * The Eye's browser tracker: sends a website's events to The Eye's `POST /events/`.
  *
  * Contract:
- * - Every event gets its own `event_id` (a UUID) when it is recorded, so a batch sent twice
- *   (a retry, a page closing while a request was in flight) is stored once.
+ * - Every event gets its own `event_id` (a version 7 UUID, time first) when it is recorded,
+ *   so a batch sent twice (a retry, a page closing while a request was in flight) is stored
+ *   once.
  * - Sessions: a UUID made here, kept in a first-party cookie (shared by the site's pages,
  *   tabs and applications; across subdomains with `cookieDomain`), renewed after
  *   `sessionMinutes` without an event and on `reset()`.
@@ -75,10 +76,15 @@ function createTracker(env) {
   const now = () => (win.Date || Date).now();
   const doc = () => win.document;
 
-  function uuid() {
+  // A random UUID (version 4), or with `time` (ms) a version 7 one, the time first: event
+  // ids made later sort later, so The Eye's index of them grows at its end.
+  function uuid(time) {
     const crypto = (env || globalThis).crypto || globalThis.crypto;
     const bytes = crypto.getRandomValues(new Uint8Array(16));
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    for (let i = 0; time !== undefined && i < 6; i++) {
+      bytes[i] = Math.floor(time / 2 ** (8 * (5 - i))) % 256;
+    }
+    bytes[6] = (bytes[6] & 0x0f) | (time === undefined ? 0x40 : 0x70);
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const hex = Array.from(bytes, (b) => (b + 256).toString(16).slice(1)).join("");
     return [0, 8, 12, 16, 20, 32].reduce((parts, end, i, ends) =>
@@ -286,7 +292,7 @@ function createTracker(env) {
     if (blocked()) return undefined;
     const loc = win.location || {};
     const event = {
-      event_id: uuid(),
+      event_id: uuid(now()),
       session_id: session(true),
       category,
       name,

@@ -1,0 +1,194 @@
+"""The floor: the CPU that storing the run's events costs at the least, measured in the same run.
+
+The events of the batch bodies the run sends, checked and mapped onto the `events` table's
+columns as the processor maps them, are inserted with no more than the database needs:
+into a fresh SQLite file migrated like the store (same tables, same indexes, same
+PRAGMAs), a plain INSERT a row, a commit every `CHUNK` rows; or on PostgreSQL, COPY into
+the bench's own database in one transaction that is rolled back, so the store is left as
+it was. The CPU is this thread's, plus, on a local PostgreSQL, its backend's.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psutil
+from sqlalchemy.engine import make_url
+
+from the_eye.config import Settings
+from the_eye.processor.checks import Limits, ValidEvent, check_event
+from the_eye.store.engine import create_engine, dump_json
+from the_eye.store.migrate import migrate
+from the_eye.store.writes import INSERTED_EVENT_COLUMNS
+from the_eye_bench.cpu import is_local
+from the_eye_bench.traffic import BodyFile
+
+# The processor's batch size.
+CHUNK = 10_000
+FLOOR_EVENTS = 100_000
+# Other work on the machine only ever adds to the CPU an insert takes: the least of a few
+# rounds is the floor.
+FLOOR_ROUNDS = 3
+
+Row = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class Floor:
+    """What the bare inserts cost: CPU seconds in all, and the server's share of them."""
+
+    events: int
+    cpu_s: float
+    server_cpu_s: float | None
+    method: str
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_s * 1e6 / self.events if self.events else 0.0
+
+
+def floor_rows(
+    batch: BodyFile, count: int, application_id: int, received_at: datetime
+) -> list[dict[str, Any]]:
+    """`count` rows of the `events` table, as the processor makes them from the batch
+    bodies' events; the events repeat as needed, each time with fresh event ids (32 hex
+    digits, as the API gives), so no two rows share the idempotency key."""
+    decode = msgspec.json.Decoder().decode
+    events = [raw for body in batch.path.read_bytes().splitlines() for raw in decode(body)["batch"]]
+    ids = os.urandom(16 * count).hex()
+    rows = []
+    for i in range(count):
+        event_id = ids[32 * i : 32 * (i + 1)]
+        raw = events[i % len(events)]
+        checked = check_event(raw, event_id, received_at, Limits(), None, application_id)
+        if not isinstance(checked, ValidEvent):
+            raise ValueError(f"a batch event failed its checks: {checked.message}")
+        rows.append(checked.row())
+    return rows
+
+
+def measure_floor(
+    database_url: str, rows: list[dict[str, Any]], work: Path, rounds: int = FLOOR_ROUNDS
+) -> list[Floor]:
+    """`rounds` floors for the store at `database_url`, least CPU first: SQLite, each in a
+    fresh file of `work` removed afterwards, or PostgreSQL."""
+    floors = []
+    for i in range(rounds):
+        if database_url.startswith("sqlite"):
+            path = work / f"floor{i}.db"
+            floors.append(sqlite_floor(path, rows))
+            for leftover in (path, *path.parent.glob(f"{path.name}-*")):
+                leftover.unlink(missing_ok=True)
+        else:
+            floors.append(postgresql_floor(database_url, rows))
+    return sorted(floors, key=lambda floor: floor.cpu_s)
+
+
+def sqlite_floor(path: Path, rows: list[dict[str, Any]]) -> Floor:
+    """Insert `rows` into a fresh, migrated SQLite file at `path`, committing every `CHUNK`."""
+    settings = Settings(database_url=f"sqlite:///{path}", queue_url="db")
+    engine = create_engine(settings)
+    migrate(engine)
+    engine.dispose()
+    values = [_values(row, _sqlite_time) for row in rows]
+    marks = ", ".join("?" * len(INSERTED_EVENT_COLUMNS))
+    sql = f"INSERT INTO events ({', '.join(INSERTED_EVENT_COLUMNS)}) VALUES ({marks})"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+        started = time.thread_time()
+        for chunk in _chunks(values):
+            conn.execute("BEGIN")
+            conn.executemany(sql, chunk)
+            conn.execute("COMMIT")
+        cpu = time.thread_time() - started
+    finally:
+        conn.close()
+    method = (
+        f"sqlite3 executemany of a plain INSERT into a fresh migrated file "
+        f"(WAL, synchronous={settings.sqlite_synchronous}), a commit every {CHUNK:,} rows; "
+        "CPU of the inserting thread"
+    )
+    return Floor(len(rows), cpu, None, method)
+
+
+def postgresql_floor(database_url: str, rows: list[dict[str, Any]]) -> Floor:
+    """COPY `rows` into `events` at `database_url`, `CHUNK` a statement, then roll back."""
+    import psycopg
+
+    values = [_values(row, lambda moment: moment) for row in rows]
+    sql = f"COPY floor_events ({', '.join(INSERTED_EVENT_COLUMNS)}) FROM STDIN"
+    conninfo = make_url(database_url).set(drivername="postgresql")
+    conn = psycopg.connect(conninfo.render_as_string(hide_password=False))
+    try:
+        # Rolled back with the transaction, file and all: rows copied into `events` itself
+        # would stay behind as dead tuples until a vacuum, slowing every later run.
+        conn.execute("CREATE TABLE floor_events (LIKE events INCLUDING ALL)")
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        backend = _local_backend(database_url, row[0])
+        server_started = _cpu_s(backend)
+        started = time.thread_time()
+        with conn.cursor() as cursor:
+            for chunk in _chunks(values):
+                with cursor.copy(sql) as copy:
+                    for one in chunk:
+                        copy.write_row(one)
+        client = time.thread_time() - started
+        server = None if backend is None else _cpu_s(backend) - server_started
+    finally:
+        conn.rollback()
+        conn.close()
+    method = (
+        "psycopg COPY FROM STDIN into a table created LIKE events INCLUDING ALL (its columns "
+        f"and indexes) in the bench database, {CHUNK:,} rows a statement, in one transaction "
+        "rolled back; CPU of the copying thread + "
+        + ("its backend's (psutil)" if server is not None else "nothing of the server (not local)")
+    )
+    return Floor(len(rows), client + (server or 0.0), server, method)
+
+
+def _local_backend(database_url: str, pid: int) -> psutil.Process | None:
+    if not is_local(database_url):
+        return None
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:  # a server in a container or a VM of its own
+        return None
+
+
+def _cpu_s(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _values(row: dict[str, Any], as_time: Callable[[datetime], Any]) -> Row:
+    """A row's values in `INSERTED_EVENT_COLUMNS` order, bound as the store binds them."""
+    bound = {
+        **row,
+        "data": dump_json(row["data"]),
+        "timestamp": as_time(row["timestamp"]),
+        "received_at": as_time(row["received_at"]),
+    }
+    return tuple(bound[column] for column in INSERTED_EVENT_COLUMNS)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    # The text SQLAlchemy's SQLite DateTime reads back, as the store writes it.
+    return moment.isoformat(" ", "microseconds")
+
+
+def _chunks(values: Sequence[Row]) -> Iterator[Sequence[Row]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
