@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +44,9 @@ from the_eye.processor.checker import EventChecker
 from the_eye.processor.worker import write
 from the_eye.queue import EVENTS, Message
 from the_eye.store.credentials import create_application
-from the_eye.store.engine import create_engine, dump_json, normalise_url
+from the_eye.store.engine import create_engine, normalise_url
 from the_eye.store.migrate import migrate
-from the_eye.store.writes import INSERTED_EVENT_COLUMNS
+from the_eye.store.writes import INSERTED_EVENT_COLUMNS, event_values
 from the_eye.timestamps import utcnow
 from the_eye_bench.traffic import write_bodies
 
@@ -161,23 +160,8 @@ def timed_write(store: Store, rows: BatchRows) -> tuple[float, float]:
 def timed_floor(store: Store, rows: BatchRows) -> tuple[float, float]:
     """The driver's bare insert of the event rows, values already in its types."""
     columns = ", ".join(INSERTED_EVENT_COLUMNS)
-    if store.engine.dialect.name == "sqlite":
-        as_time: Callable[[datetime], Any] = lambda v: v.isoformat(" ", "microseconds")  # noqa: E731
-    else:
-        as_time = lambda v: v  # noqa: E731
-    values = [
-        (
-            r["application_id"],
-            r["event_id"],
-            r["session_id"],
-            r["category"],
-            r["name"],
-            dump_json(r["data"]),
-            as_time(r["timestamp"]),
-            as_time(r["received_at"]),
-        )
-        for r in rows.events
-    ]
+    with store.engine.connect() as conn:
+        values = event_values(conn, rows.events)
     if store.engine.dialect.name == "sqlite":
         path = store.engine.url.database
         assert path is not None

@@ -183,15 +183,10 @@ _NEW_ERRORS = _NewRows(
 INSERTED_EVENT_COLUMNS = tuple(name for name, _ in _NEW_EVENTS.columns)
 
 
-def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert events, skipping known idempotency keys, and update their sessions.
-
-    Returns how many were new.
-    """
-    if not rows:
-        return 0
+def event_values(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Event rows as this connection's driver takes them, in `INSERTED_EVENT_COLUMNS` order."""
     as_time, as_json = _binders(conn)
-    values = [
+    return [
         (
             row["application_id"],
             row["event_id"],
@@ -204,7 +199,16 @@ def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
         )
         for row in rows
     ]
-    inserted = _NEW_EVENTS.new_rows(conn, rows, values)
+
+
+def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert events, skipping known idempotency keys, and update their sessions.
+
+    Returns how many were new.
+    """
+    if not rows:
+        return 0
+    inserted = _NEW_EVENTS.new_rows(conn, rows, event_values(conn, rows))
     upsert_sessions(conn, [(row["session_id"], row["timestamp"]) for row in inserted])
     stats.count_events(conn, inserted)
     return len(inserted)
