@@ -18,7 +18,9 @@ def parse_timestamp(value: Any) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+            parsed = parsed.astimezone(UTC)
+            # Not `replace(tzinfo=None)`: its keyword arguments cost several times as much.
+            parsed = datetime.combine(parsed.date(), parsed.time())
     except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         return None
     return parsed
