@@ -150,6 +150,10 @@ class Report:
             return []
         ratio = self.single_rps / self.limit_rps if self.limit_rps else 0.0
         connections = d.get("connections")
+        # The targets of each profile: one machine's SQLite, or a PostgreSQL and Redis.
+        embedded = d.get("profile") != "production"
+        batch_target = 150_000 if embedded else 200_000
+        e2e_target = 30_000 if embedded else 50_000
         return [
             (
                 "limit_rps",
@@ -161,8 +165,8 @@ class Report:
             (
                 "single_rps",
                 f"{self.single_rps:,.0f} ({ratio:.2f}x limit)",
-                ">= 0.6x limit",
-                ratio >= 0.6,
+                ">= 0.5x limit",
+                ratio >= 0.5,
                 f"1 event per request, {connections} conns",
             ),
             ("single_p50_ms", f"{self.single_p50_ms:.2f}", "", None, ""),
@@ -170,15 +174,15 @@ class Report:
             (
                 "batch_events_per_s",
                 f"{self.batch_events_per_s:,.0f}",
-                ">= 200,000",
-                self.batch_events_per_s >= 200_000,
-                "accepted, 100 events per request",
+                f">= {batch_target:,}",
+                self.batch_events_per_s >= batch_target,
+                "accepted, 100 events per request, processors running",
             ),
             (
                 "e2e_events_per_s",
                 f"{self.e2e_events_per_s:,.0f}",
-                ">= 30,000",
-                self.e2e_events_per_s >= 30_000,
+                f">= {e2e_target:,}",
+                self.e2e_events_per_s >= e2e_target,
                 f"{d.get('e2e_events', 0):,} events, first request to last stored",
             ),
             (

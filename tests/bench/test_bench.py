@@ -30,6 +30,7 @@ from the_eye_bench.cpu import (
 )
 from the_eye_bench.floor import floor_rows, measure_floor, sqlite_floor
 from the_eye_bench.processes import EyeProcess
+from the_eye_bench.report import Report
 from the_eye_bench.traffic import write_bodies
 
 ISSUE_KEYS = (
@@ -347,3 +348,30 @@ def test_servers_on_another_machine_are_said_not_measured():
     assert set(meter.services) == {"postgres", "redis"}
     assert all("not on this machine" in how for how in meter.services.values())
     assert service_meter([], "sqlite:///eye.db", "db").services == {}
+
+
+@pytest.mark.parametrize(
+    ("profile", "batch", "e2e", "met"),
+    [
+        ("embedded", 160_000, 31_000, True),
+        ("embedded", 140_000, 29_000, False),
+        ("production", 160_000, 45_000, False),
+        ("production", 210_000, 52_000, True),
+    ],
+)
+def test_each_profile_is_held_to_its_own_throughput_targets(profile, batch, e2e, met):
+    """Embedded: batches accepted at 150,000 events/s and 30,000 end to end; production
+    (PostgreSQL, Redis, workers): 200,000 and 50,000."""
+    report = Report(batch_events_per_s=batch, e2e_events_per_s=e2e, limit_rps=100.0)
+    report.details = {"profile": profile}
+    rows = {name: ok for name, _, _, ok, _ in report._load_rows()}
+    assert rows["batch_events_per_s"] is met
+    assert rows["e2e_events_per_s"] is met
+
+
+def test_single_events_are_held_to_half_the_empty_apps_rate():
+    report = Report(limit_rps=10_000.0, single_rps=5_000.0)
+    report.details = {"profile": "embedded"}
+    assert {name: ok for name, _, _, ok, _ in report._load_rows()}["single_rps"] is True
+    report.single_rps = 4_900.0
+    assert {name: ok for name, _, _, ok, _ in report._load_rows()}["single_rps"] is False
