@@ -1,11 +1,14 @@
 """The floor: the CPU that storing the run's events costs at the least, measured in the same run.
 
 The events of the batch bodies the run sends, checked and mapped onto the `events` table's
-columns as the processor maps them, are inserted with no more than the database needs:
-into a fresh SQLite file migrated like the store (same tables, same indexes, same
-PRAGMAs), a plain INSERT a row, a commit every `CHUNK` rows; or on PostgreSQL, COPY into
-the bench's own database in one transaction that is rolled back, so the store is left as
-it was. The CPU is this thread's, plus, on a local PostgreSQL, its backend's.
+columns as the processor maps them, are inserted with no more than the database needs, into
+the store itself as the run left it: the same table, the same indexes, the same millions of
+rows already in them (an index that big costs each insert several times what an empty one
+does, so a fresh table would make a floor no processor could reach). On SQLite, a plain
+INSERT a row, a commit every `CHUNK` rows, with the store's PRAGMAs; the bench's store is
+thrown away after the run. On PostgreSQL, COPY in one transaction that is rolled back, and
+the table vacuumed afterwards, so the store is left as it was. The CPU is this thread's,
+plus, on a local PostgreSQL, its backend's.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ from sqlalchemy.engine import make_url
 from the_eye.api.routes.ingest import server_event_ids
 from the_eye.config import Settings
 from the_eye.processor.checks import Limits, ValidEvent, check_event
-from the_eye.store.engine import create_engine, dump_json
-from the_eye.store.migrate import migrate
+from the_eye.store.engine import dump_json, sqlite_file
 from the_eye.store.writes import INSERTED_EVENT_COLUMNS
 from the_eye_bench.cpu import is_local
 from the_eye_bench.traffic import BodyFile
@@ -75,35 +77,37 @@ def floor_rows(
 
 
 def measure_floor(
-    database_url: str, rows: list[dict[str, Any]], work: Path, rounds: int = FLOOR_ROUNDS
+    database_url: str, rows: list[dict[str, Any]], rounds: int = FLOOR_ROUNDS
 ) -> list[Floor]:
-    """`rounds` floors for the store at `database_url`, least CPU first: SQLite, each in a
-    fresh file of `work` removed afterwards, or PostgreSQL."""
-    floors = []
-    for i in range(rounds):
-        if database_url.startswith("sqlite"):
-            path = work / f"floor{i}.db"
-            floors.append(sqlite_floor(path, rows))
-            for leftover in (path, *path.parent.glob(f"{path.name}-*")):
-                leftover.unlink(missing_ok=True)
-        else:
-            floors.append(postgresql_floor(database_url, rows))
+    """`rounds` floors for the store at `database_url`, least CPU first; each SQLite round
+    with event ids of its own, as its rows stay."""
+    if database_url.startswith("sqlite"):
+        path = sqlite_file(database_url)
+        if path is None:
+            raise ValueError("the SQLite floor needs the store's file")
+        floors = [sqlite_floor(path, _with_new_ids(rows)) for _ in range(rounds)]
+    else:
+        floors = [postgresql_floor(database_url, rows) for _ in range(rounds)]
+        _vacuum(database_url)
     return sorted(floors, key=lambda floor: floor.cpu_s)
 
 
+def _with_new_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ids = server_event_ids(len(rows))
+    return [{**row, "event_id": event_id} for row, event_id in zip(rows, ids, strict=True)]
+
+
 def sqlite_floor(path: Path, rows: list[dict[str, Any]]) -> Floor:
-    """Insert `rows` into a fresh, migrated SQLite file at `path`, committing every `CHUNK`."""
+    """Insert `rows` into the events of the SQLite store at `path`, committing every `CHUNK`."""
     settings = Settings(database_url=f"sqlite:///{path}", queue_url="db")
-    engine = create_engine(settings)
-    migrate(engine)
-    engine.dispose()
     values = [_values(row, _sqlite_time) for row in rows]
     marks = ", ".join("?" * len(INSERTED_EVENT_COLUMNS))
     sql = f"INSERT INTO events ({', '.join(INSERTED_EVENT_COLUMNS)}) VALUES ({marks})"
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+        stored = conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0
         started = time.thread_time()
         for chunk in _chunks(values):
             conn.execute("BEGIN")
@@ -113,27 +117,22 @@ def sqlite_floor(path: Path, rows: list[dict[str, Any]]) -> Floor:
     finally:
         conn.close()
     method = (
-        f"sqlite3 executemany of a plain INSERT into a fresh migrated file "
-        f"(WAL, synchronous={settings.sqlite_synchronous}), a commit every {CHUNK:,} rows; "
-        "CPU of the inserting thread"
+        f"sqlite3 executemany of a plain INSERT into the store's events (about {stored:,} "
+        f"rows in it; WAL, synchronous={settings.sqlite_synchronous}), a commit every "
+        f"{CHUNK:,} rows; CPU of the inserting thread"
     )
     return Floor(len(rows), cpu, None, method)
 
 
 def postgresql_floor(database_url: str, rows: list[dict[str, Any]]) -> Floor:
     """COPY `rows` into `events` at `database_url`, `CHUNK` a statement, then roll back."""
-    import psycopg
-
     values = [_values(row, lambda moment: moment) for row in rows]
-    sql = f"COPY floor_events ({', '.join(INSERTED_EVENT_COLUMNS)}) FROM STDIN"
-    conninfo = make_url(database_url).set(drivername="postgresql")
-    conn = psycopg.connect(conninfo.render_as_string(hide_password=False))
+    sql = f"COPY events ({', '.join(INSERTED_EVENT_COLUMNS)}) FROM STDIN"
+    conn = _connect(database_url)
     try:
-        # Rolled back with the transaction, file and all: rows copied into `events` itself
-        # would stay behind as dead tuples until a vacuum, slowing every later run.
-        conn.execute("CREATE TABLE floor_events (LIKE events INCLUDING ALL)")
+        stored = conn.execute("SELECT count(*) FROM events").fetchone()
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-        assert row is not None
+        assert row is not None and stored is not None
         backend = _local_backend(database_url, row[0])
         server_started = _cpu_s(backend)
         started = time.thread_time()
@@ -148,12 +147,30 @@ def postgresql_floor(database_url: str, rows: list[dict[str, Any]]) -> Floor:
         conn.rollback()
         conn.close()
     method = (
-        "psycopg COPY FROM STDIN into a table created LIKE events INCLUDING ALL (its columns "
-        f"and indexes) in the bench database, {CHUNK:,} rows a statement, in one transaction "
-        "rolled back; CPU of the copying thread + "
+        f"psycopg COPY FROM STDIN into the store's events ({stored[0]:,} rows in it), "
+        f"{CHUNK:,} rows a statement, in one transaction rolled back, the table vacuumed "
+        "after the rounds; CPU of the copying thread + "
         + ("its backend's (psutil)" if server is not None else "nothing of the server (not local)")
     )
     return Floor(len(rows), client + (server or 0.0), server, method)
+
+
+def _connect(database_url: str) -> Any:
+    import psycopg
+
+    conninfo = make_url(database_url).set(drivername="postgresql")
+    return psycopg.connect(conninfo.render_as_string(hide_password=False))
+
+
+def _vacuum(database_url: str) -> None:
+    """Reclaim what the rolled-back rounds left in `events`: dead rows and index entries
+    slow every later query and run until a vacuum, which a server may not run by itself."""
+    conn = _connect(database_url)
+    try:
+        conn.autocommit = True
+        conn.execute("VACUUM events")
+    finally:
+        conn.close()
 
 
 def _local_backend(database_url: str, pid: int) -> psutil.Process | None:

@@ -162,7 +162,7 @@ class BenchRun:
             measured = {}
             if load is not None:
                 measured = self._load_phases(load, base, meter)
-                measured |= self._floor(load.batch, database_url, work)
+                measured |= self._floor(load.batch, database_url)
 
             # Peak memory is read while the processes still run, just before they stop.
             memory = [m for server, roles in servers for m in server.memory(*roles)]
@@ -426,11 +426,12 @@ class BenchRun:
         }
         return details, result.failed + result.socket_errors
 
-    def _floor(self, batch: BodyFile, database_url: str, work: Path) -> dict[str, object]:
-        """The bare inserts of the batch events, after the load so that they disturb none of it."""
+    def _floor(self, batch: BodyFile, database_url: str) -> dict[str, object]:
+        """The bare inserts of the batch events into the store as the load left it, after the
+        load so that they disturb none of it."""
         self.progress.phase(f"floor: {FLOOR_EVENTS:,} batch events, bare inserts, {FLOOR_ROUNDS}x")
         rows = floor_rows(batch, FLOOR_EVENTS, self.application_id, utcnow())
-        floors = measure_floor(database_url, rows, work)
+        floors = measure_floor(database_url, rows)
         floor = floors[0]
         self.report.floor_cpu_us_per_event = floor.cpu_us_per_event
         return {
