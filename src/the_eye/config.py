@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         5000, description="How long a SQLite writer waits for the lock before giving up (503)."
     )
+    sqlite_processor_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="SQLite page cache of each processor's store connections, in MB (0: "
+        "SQLite's 2 MB): the indexes every insert walks stay in memory.",
+    )
     sqlite_synchronous: str = Field(
         "NORMAL",
         description="SQLite `synchronous`: NORMAL survives process crashes, FULL power loss.",

@@ -107,6 +107,7 @@ def sqlite_floor(path: Path, rows: list[dict[str, Any]]) -> Floor:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+        conn.execute(f"PRAGMA cache_size=-{settings.sqlite_processor_cache_mb * 1024}")
         stored = conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0
         started = time.thread_time()
         for chunk in _chunks(values):
@@ -118,7 +119,8 @@ def sqlite_floor(path: Path, rows: list[dict[str, Any]]) -> Floor:
         conn.close()
     method = (
         f"sqlite3 executemany of a plain INSERT into the store's events (about {stored:,} "
-        f"rows in it; WAL, synchronous={settings.sqlite_synchronous}), a commit every "
+        f"rows in it; WAL, synchronous={settings.sqlite_synchronous}, the processor's "
+        f"{settings.sqlite_processor_cache_mb} MB page cache), a commit every "
         f"{CHUNK:,} rows; CPU of the inserting thread"
     )
     return Floor(len(rows), cpu, None, method)

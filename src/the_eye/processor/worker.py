@@ -63,7 +63,9 @@ class Processor:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Processor:
-        engine = create_engine(settings)
+        # The processor writes to every index of `events`; cached, their pages are not read
+        # again from the file at each insert (a fifth of its CPU on a store of millions).
+        engine = create_engine(settings, cache_mb=settings.sqlite_processor_cache_mb)
         return cls(
             engine=engine,
             queue=open_queue(settings, engine),

@@ -26,13 +26,14 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(settings: Settings) -> Engine:
-    """An engine for `settings.database_url`, tuned for its backend."""
+def create_engine(settings: Settings, cache_mb: int | None = None) -> Engine:
+    """An engine for `settings.database_url`, tuned for its backend; on SQLite, each
+    connection with a page cache of `cache_mb` (SQLite's own default, 2 MB, without)."""
     url = normalise_url(settings.database_url)
     if make_url(url).drivername == "postgresql+psycopg":
         require("psycopg", "postgres", "A PostgreSQL database needs the psycopg driver")
     if url.startswith("sqlite"):
-        return sqlite_engine(url, settings)
+        return sqlite_engine(url, settings, cache_mb)
     # An unreachable server (not a refused connection) would otherwise hold every caller,
     # /ready/ included, for the operating system's TCP timeout.
     connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
@@ -81,7 +82,7 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
-def sqlite_engine(url: str, settings: Settings) -> Engine:
+def sqlite_engine(url: str, settings: Settings, cache_mb: int | None = None) -> Engine:
     """An engine for one SQLite file, in WAL mode with the settings' durability and wait."""
     synchronous, busy_timeout_ms = settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms
     _create_private(url)
@@ -101,6 +102,8 @@ def sqlite_engine(url: str, settings: Settings) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if cache_mb:
+            cursor.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
