@@ -179,3 +179,60 @@ def test_requests_queued_in_the_store_by_an_earlier_version_move_into_the_inbox_
         stored = conn.execute(sa.select(events.c.event_id)).scalars().all()
     assert sorted(stored) == ["old-1", "old-2"]
     assert queue_depth(settings, engine) == 0
+
+
+def queue_in_store(
+    engine, application_id: int, *event_ids: str, row_id: int | None = None, count: bool = True
+):
+    """What a version that queued in the store's own inbox table wrote for each request: a
+    row, and one more received event in the store's count."""
+    with engine.begin() as conn:
+        for event_id in event_ids:
+            values = {
+                "application_id": application_id,
+                "kind": EVENTS,
+                "received_at": utcnow(),
+                "event_ids": f'["{event_id}"]',
+                "body": json.dumps([make_event(event_id=event_id)]).encode(),
+            }
+            if row_id is not None:
+                values["id"] = row_id
+            conn.execute(sa.insert(inbox).values(**values))
+            if count:
+                bump = counters.c.value + 1
+                received = counters.c.name == "received"
+                conn.execute(sa.update(counters).where(received).values(value=bump))
+
+
+def test_requests_an_older_api_queues_during_an_upgrade_move_in_once(
+    sqlite_only, settings, engine, creds
+):
+    """The file exists already (a new worker started first) while an older API still queues
+    in the store: the next start moves those requests and their count, and a move that
+    stopped before deleting them from the store does not take them twice."""
+    open_queue(settings, engine).close()
+    queue_in_store(engine, creds.application_id, "late-1", "late-2")
+    first_id = min(count_ids(engine))
+
+    queue = open_queue(settings, engine)
+    try:
+        assert queue.depth() == 2
+        assert queue.received_total() == 2
+    finally:
+        queue.close()
+    assert count_rows(engine, inbox) == 0
+
+    # As if the store's delete had not happened: the row is back under its old id.
+    queue_in_store(engine, creds.application_id, "late-1", row_id=first_id, count=False)
+    queue = open_queue(settings, engine)
+    try:
+        assert queue.depth() == 2  # not taken twice
+        assert queue.received_total() == 2
+    finally:
+        queue.close()
+    assert count_rows(engine, inbox) == 0
+
+
+def count_ids(engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(inbox.c.id)).scalars())

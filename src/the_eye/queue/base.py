@@ -44,8 +44,9 @@ class Message:
     event_ids: list[str]
     body: bytes
     queue_id: Any = field(default=None)
-    # Set by queues that may deliver a message twice (Redis): unique to the message across
-    # deliveries, so that its error records are written once however often it comes.
+    # Set by queues that may deliver a message twice (Redis, the inbox file of a SQLite
+    # store): unique to the message across deliveries, so that its error records are
+    # written once however often it comes.
     delivery_key: str | None = field(default=None)
     # How many times processors have taken the message, this time included; past
     # `max_deliveries` it is set aside rather than processed again.

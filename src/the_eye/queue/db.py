@@ -12,12 +12,16 @@ where the inbox is:
 - In a file of its own (SQLite): SQLite has one write lock per file, so ingest appends
   to the inbox without ever waiting for a processor's transaction in the store. A
   processor writes the events and errors, commits the store, then deletes the rows from
-  the inbox. A processor that dies between the two leaves the rows to be delivered again,
-  and the second delivery changes nothing: events are kept once by `(application,
-  event_id)`, and error records by the message's `delivery_key` (the inbox file's own
-  random key and the row's id), as with the Redis queue. The file also keeps the count of
-  received events, bumped in the transaction that appends. Rows that an earlier version
-  queued in the store's own inbox table are moved into the file when it is created.
+  the inbox. A processor that dies between the two (or whose reservation lapsed in a
+  batch longer than `inbox_claim_idle`) leaves the rows to be delivered again, at least
+  once as with the Redis queue, and the second delivery stores nothing twice: events are
+  kept once by `(application, event_id)`, and error records by the message's
+  `delivery_key` (the inbox file's own random key and the row's id). It counts its
+  events again, as duplicates; and, as on Redis, it is checked again, so a schema
+  registered in between may keep as an error an event the first delivery stored. The
+  file also keeps the count of received events, bumped in the transaction that appends.
+  Rows that an earlier version queued in the store's own inbox table are moved into the
+  file whenever a queue opens.
 
 A processor that dies leaves its rows reserved until the reservation lapses, and its
 attempt counted, so that a request that kills every processor taking it can be set aside.
@@ -81,6 +85,14 @@ for _table in (inbox, counters):
 _inbox_key = sa.Table(
     "inbox_key", _inbox_file_metadata, sa.Column("key", sa.String(64), primary_key=True)
 )
+# The store ids of the rows moved in from the store's own inbox table, so that a move that
+# stopped half way is finished without taking a row twice.
+_inbox_moved = sa.Table(
+    "inbox_moved", _inbox_file_metadata, sa.Column("store_id", sa.BigInteger, primary_key=True)
+)
+# How much of the store's count of received events the file's count holds already.
+_CARRIED = "received_in_store"
+MOVE_CHUNK = 1000
 
 
 def inbox_file(store: Path) -> Path:
@@ -106,38 +118,72 @@ def open_database_queue(settings: Settings, engine: Engine) -> DatabaseQueue:
 
 def _prepare_inbox_file(inbox_engine: Engine, store: Engine) -> str:
     """Create the inbox file's tables once, move into it what the store's own inbox table
-    holds, and return the file's key.
-
-    The move commits in the inbox file first, then empties the store's table: a crash in
-    between leaves rows in both, and the next start, finding the file made, empties the
-    store's table again. No version that writes to the file writes to the store's table.
-    """
+    holds, and return the file's key."""
     with write_transaction(inbox_engine) as conn:
         _inbox_file_metadata.create_all(conn)
         key = conn.execute(sa.select(_inbox_key.c.key)).scalar()
         if key is None:
             key = secrets.token_hex(8)
             conn.execute(sa.insert(_inbox_key).values(key=key))
-            _move_from_store(store, conn)
+            conn.execute(
+                sa.insert(counters),
+                [{"name": "received", "value": 0}, {"name": _CARRIED, "value": 0}],
+            )
     if sa.inspect(store).has_table(inbox.name):
-        with store.begin() as conn:
-            conn.execute(sa.delete(inbox))
+        _move_from_store(store, inbox_engine)
     return str(key)
 
 
-def _move_from_store(store: Engine, into: Connection) -> None:
-    received = 0
-    rows: list[dict[str, Any]] = []
-    if sa.inspect(store).has_table(inbox.name):
-        with store.connect() as conn:
-            rows = [dict(row._mapping) for row in conn.execute(sa.select(inbox))]
+def _move_from_store(store: Engine, inbox_engine: Engine) -> None:
+    """Move the requests queued in the store's own inbox table (by an earlier version, or by
+    one still running during an upgrade) into the file, `MOVE_CHUNK` at a time, with the
+    received events the store counted since the last move.
+
+    Each chunk goes into the file with the store ids it came from, in one transaction, and
+    only then out of the store: a crash in between leaves rows in both, and the next move,
+    finding their ids taken, only deletes them from the store."""
+    moved = 0
+    while True:
+        with store.begin() as conn:  # the rows and the count they were counted in, together
+            rows = [
+                dict(row._mapping)
+                for row in conn.execute(sa.select(inbox).order_by(inbox.c.id).limit(MOVE_CHUNK))
+            ]
             query = sa.select(counters.c.value).where(counters.c.name == "received")
             received = conn.execute(query).scalar() or 0
-    if rows:
-        into.execute(sa.insert(inbox), rows)  # ids kept, so the next ones follow them
-    into.execute(sa.insert(counters).values(name="received", value=received))
-    if rows:
-        log.info("moved %d queued requests from the store into the inbox file", len(rows))
+        ids = [row.pop("id") for row in rows]
+        with write_transaction(inbox_engine) as conn:
+            _carry_received(conn, received)
+            taken = set(
+                conn.execute(
+                    sa.select(_inbox_moved.c.store_id).where(_inbox_moved.c.store_id.in_(ids))
+                ).scalars()
+            )
+            new = [(id_, row) for id_, row in zip(ids, rows, strict=True) if id_ not in taken]
+            if new:
+                conn.execute(sa.insert(inbox), [row for _, row in new])
+                conn.execute(sa.insert(_inbox_moved), [{"store_id": id_} for id_, _ in new])
+        if not ids:
+            break
+        with store.begin() as conn:
+            conn.execute(sa.delete(inbox).where(inbox.c.id.in_(ids)))
+        moved += len(new)
+    if moved:
+        log.info("moved %d queued requests from the store into the inbox file", moved)
+
+
+def _carry_received(conn: Connection, store_received: int) -> None:
+    """Add to the file's count what the store's count gained since it was last carried."""
+    carried = conn.execute(
+        sa.select(counters.c.value).where(counters.c.name == _CARRIED)
+    ).scalar_one()
+    if store_received > carried:
+        gained = store_received - carried
+        bump = counters.c.value + gained
+        conn.execute(sa.update(counters).where(counters.c.name == "received").values(value=bump))
+        conn.execute(
+            sa.update(counters).where(counters.c.name == _CARRIED).values(value=store_received)
+        )
 
 
 def _messages(rows: Sequence[AnyRow], key: str | None) -> list[Message]:
@@ -274,8 +320,10 @@ class DatabaseQueue(Queue):
     def _write_if_free(self, conn: Any, messages: list[Message]) -> bool:
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
-            return False
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            raise QueueUnavailable(str(exc)) from exc
         try:
             conn.executemany(self._insert_sql, _rows(messages))
             conn.execute(self._bump_sql, (sum(len(m.event_ids) for m in messages),))

@@ -85,7 +85,8 @@ errors = sa.Table(
     sa.Column("replayed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("replayed_event_id", sa.BigInteger, nullable=True),
     # Where the error came from in an at-least-once queue (message key and position), so
-    # that a message delivered twice writes its errors once. Empty for the `db` queue.
+    # that a message delivered twice writes its errors once. Empty for the `db` queue of a
+    # PostgreSQL store, which delivers once.
     sa.Column("delivery_key", sa.String(255), nullable=True),
     # The raw event's own session id, category and name, when it has usable ones (null for
     # whole-body errors), so that errors are found as events are.
@@ -200,9 +201,10 @@ error_counts = sa.Table(
     sqlite_with_rowid=False,
 )
 
-# The `db` queue: one row per accepted request, deleted in the transaction that processes it.
-# Ids are never reused (AUTOINCREMENT on SQLite), so a processor that read a row can tell
-# whether the row it claims later is still that one.
+# The `db` queue: one row per accepted request, deleted once it is processed (on PostgreSQL in
+# the transaction that processes it; a SQLite store keeps this table in an inbox file of its
+# own). Ids are never reused (AUTOINCREMENT on SQLite), so a processor that read a row can
+# tell whether the row it claims later is still that one.
 inbox = sa.Table(
     "inbox",
     metadata,
