@@ -179,7 +179,9 @@ def _local_backend(database_url: str, pid: int) -> psutil.Process | None:
     if not is_local(database_url):
         return None
     try:
-        return psutil.Process(pid)
+        process = psutil.Process(pid)
+        # A server in a container numbers its processes apart: the pid may be another's.
+        return process if process.name().startswith("postgres") else None
     except psutil.NoSuchProcess:  # a server in a container or a VM of its own
         return None
 

@@ -52,7 +52,10 @@ class Report:
         Where the floor counts the PostgreSQL backend's CPU (a local server), the
         processors' side counts the server's too, so that like is read against like.
         """
-        stored = self.processor_cpu_us_per_event + (self.postgres_cpu_us_per_event or 0.0)
+        server = self.postgres_cpu_us_per_event or 0.0
+        if self.details.get("floor_server_cpu_seconds") is None:
+            server = 0.0  # the floor could not read its backend: the client side alone
+        stored = self.processor_cpu_us_per_event + server
         return _ratio(stored, self.floor_cpu_us_per_event)
 
     @property

@@ -111,7 +111,12 @@ class _NewRows:
         inserts, so that sessions and rollups count exactly what the store kept.
         """
         savepoint = conn.begin_nested()
-        if self.insert_all(conn, values):
+        try:
+            all_new = self.insert_all(conn, values)
+        except BaseException:
+            savepoint.rollback()
+            raise
+        if all_new:
             savepoint.commit()
             return rows
         savepoint.rollback()
