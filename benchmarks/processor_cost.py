@@ -161,7 +161,7 @@ def timed_floor(store: Store, rows: BatchRows) -> tuple[float, float]:
     """The driver's bare insert of the event rows, values already in its types."""
     columns = ", ".join(INSERTED_EVENT_COLUMNS)
     with store.engine.connect() as conn:
-        values = event_values(conn, rows.events)
+        values = event_values(conn.dialect.name, rows.events)
     if store.engine.dialect.name == "sqlite":
         path = store.engine.url.database
         assert path is not None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +28,8 @@ from sqlalchemy.engine import make_url
 from the_eye.api.routes.ingest import server_event_ids
 from the_eye.config import Settings
 from the_eye.processor.checks import Limits, ValidEvent, check_event
-from the_eye.store.engine import dump_json, sqlite_file
-from the_eye.store.writes import INSERTED_EVENT_COLUMNS
+from the_eye.store.engine import sqlite_file
+from the_eye.store.writes import INSERTED_EVENT_COLUMNS, event_values
 from the_eye_bench.cpu import is_local
 from the_eye_bench.traffic import BodyFile
 
@@ -100,7 +100,7 @@ def _with_new_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def sqlite_floor(path: Path, rows: list[dict[str, Any]]) -> Floor:
     """Insert `rows` into the events of the SQLite store at `path`, committing every `CHUNK`."""
     settings = Settings(database_url=f"sqlite:///{path}", queue_url="db")
-    values = [_values(row, _sqlite_time) for row in rows]
+    values = event_values("sqlite", rows)
     marks = ", ".join("?" * len(INSERTED_EVENT_COLUMNS))
     sql = f"INSERT INTO events ({', '.join(INSERTED_EVENT_COLUMNS)}) VALUES ({marks})"
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
@@ -128,7 +128,7 @@ def sqlite_floor(path: Path, rows: list[dict[str, Any]]) -> Floor:
 
 def postgresql_floor(database_url: str, rows: list[dict[str, Any]]) -> Floor:
     """COPY `rows` into `events` at `database_url`, `CHUNK` a statement, then roll back."""
-    values = [_values(row, lambda moment: moment) for row in rows]
+    values = event_values("postgresql", rows)
     sql = f"COPY events ({', '.join(INSERTED_EVENT_COLUMNS)}) FROM STDIN"
     conn = _connect(database_url)
     try:
@@ -191,22 +191,6 @@ def _cpu_s(process: psutil.Process | None) -> float:
         return 0.0
     times = process.cpu_times()
     return times.user + times.system
-
-
-def _values(row: dict[str, Any], as_time: Callable[[datetime], Any]) -> Row:
-    """A row's values in `INSERTED_EVENT_COLUMNS` order, bound as the store binds them."""
-    bound = {
-        **row,
-        "data": dump_json(row["data"]),
-        "timestamp": as_time(row["timestamp"]),
-        "received_at": as_time(row["received_at"]),
-    }
-    return tuple(bound[column] for column in INSERTED_EVENT_COLUMNS)
-
-
-def _sqlite_time(moment: datetime) -> str:
-    # The text SQLAlchemy's SQLite DateTime reads back, as the store writes it.
-    return moment.isoformat(" ", "microseconds")
 
 
 def _chunks(values: Sequence[Row]) -> Iterator[Sequence[Row]]:

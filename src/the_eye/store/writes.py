@@ -47,9 +47,9 @@ def _sqlite_time(value: datetime) -> str:
 _TimeBinder = Callable[[datetime], Any]
 
 
-def _binders(conn: Connection) -> tuple[_TimeBinder, Callable[[Any], str]]:
-    """How a datetime and a JSON value are bound on this connection's driver."""
-    as_time: _TimeBinder = _sqlite_time if conn.dialect.name == "sqlite" else (lambda v: v)
+def _binders(dialect_name: str) -> tuple[_TimeBinder, Callable[[Any], str]]:
+    """How a datetime and a JSON value are bound on this dialect's driver."""
+    as_time: _TimeBinder = _sqlite_time if dialect_name == "sqlite" else (lambda v: v)
     return as_time, dump_json
 
 
@@ -188,9 +188,10 @@ _NEW_ERRORS = _NewRows(
 INSERTED_EVENT_COLUMNS = tuple(name for name, _ in _NEW_EVENTS.columns)
 
 
-def event_values(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Event rows as this connection's driver takes them, in `INSERTED_EVENT_COLUMNS` order."""
-    as_time, as_json = _binders(conn)
+def event_values(dialect_name: str, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Event rows as the driver of this dialect (`sqlite`, `postgresql`) takes them, in
+    `INSERTED_EVENT_COLUMNS` order."""
+    as_time, as_json = _binders(dialect_name)
     return [
         (
             row["application_id"],
@@ -213,7 +214,7 @@ def store_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
-    inserted = _NEW_EVENTS.new_rows(conn, rows, event_values(conn, rows))
+    inserted = _NEW_EVENTS.new_rows(conn, rows, event_values(conn.dialect.name, rows))
     upsert_sessions(conn, [(row["session_id"], row["timestamp"]) for row in inserted])
     stats.count_events(conn, inserted)
     return len(inserted)
@@ -243,7 +244,7 @@ def upsert_sessions(conn: Connection, inserted: Iterable[tuple[str, Any]]) -> No
             span[2] += 1
     if not spans:
         return
-    as_time, _ = _binders(conn)
+    as_time, _ = _binders(conn.dialect.name)
     now = as_time(utcnow())
     m = dialect.param_mark(conn)
     sql = (
@@ -279,7 +280,7 @@ def store_errors(conn: Connection, rows: list[dict[str, Any]]) -> int:
         for key in ("payload", "message"):
             if "\x00" in row[key]:
                 row[key] = row[key].replace("\x00", "\ufffd")
-    as_time, as_json = _binders(conn)
+    as_time, as_json = _binders(conn.dialect.name)
     values = [
         (
             row["application_id"],
