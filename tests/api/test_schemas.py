@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import httpx
+import pytest
 
 from tests.helpers import PATH_SCHEMA, fetch_all, make_event, post_schema, seed_pageviews
 from tests.processes import wait_until
@@ -245,3 +246,26 @@ def test_a_dry_run_of_an_invalid_schema_or_limit_is_400(reader):
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"]["code"] == "invalid_request"
     assert dry_run(reader, PATH_SCHEMA, limit=10_000).status_code == 200
+
+
+def test_a_version_registered_while_a_processor_commits_waits_for_it(admin, settings, engine):
+    """The registration reads the newest version, then writes the next. A processor's write
+    committed in between (here: a connection holding SQLite's write lock, then committing)
+    makes it wait for the lock, not fail with 503."""
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's one writer")
+    blocker = engine.raw_connection()
+    blocker.execute("BEGIN IMMEDIATE")
+    blocker.execute("UPDATE counters SET value = value + 1 WHERE name = 'stored'")
+    answers: list[httpx.Response] = []
+    registering = threading.Thread(
+        target=lambda: answers.append(post_schema(admin, {"type": "object"}, "c", "n"))
+    )
+    registering.start()
+    try:
+        registering.join(timeout=0.5)  # the request reaches the store meanwhile
+    finally:
+        blocker.commit()
+        blocker.close()
+    registering.join(timeout=30)
+    assert [a.status_code for a in answers] == [201]

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from the_eye.processor.schemas import SCHEMA_INT_RANGE, SchemaInvalid, check_schema, digest_of
 from the_eye.store import schemas as store
+from the_eye.store.engine import write_transaction
 from the_eye.store.tables import AnyRow
 from the_eye.timestamps import utcnow
 
@@ -87,7 +88,7 @@ def load_schema_dir(engine: Engine, directory: Path) -> LoadReport:
     """Register every changed or new file of `directory` as a new version, all or nothing."""
     files = read_schema_dir(directory)
     report = LoadReport()
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:  # reads the newest versions, then writes
         for category, name, schema, relative in files:
             digest = digest_of(schema)
             newest = store.newest_version(conn, category, name)

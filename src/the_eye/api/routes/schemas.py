@@ -19,6 +19,7 @@ from the_eye.processor.schemas import SchemaInvalid
 from the_eye.services.dry_run import DEFAULT_LIMIT, MAX_LIMIT, dry_run
 from the_eye.services.schemas import register_schema
 from the_eye.store import schemas as store
+from the_eye.store.engine import write_transaction
 from the_eye.store.tables import AnyRow
 
 router = APIRouter(tags=["schemas"])
@@ -62,7 +63,9 @@ def put_in_force(state: AppState, category: str, name: str, schema: Any) -> AnyR
     """Register `schema` as the next version of (category, name) and apply it in this
     process at once (others notice it at their next refresh); return the new row. Raises
     SchemaInvalid, and then stores nothing. What `POST /schemas/` and the console do."""
-    with state.engine.begin() as conn:
+    # It reads the newest version before it writes the next: on SQLite a plain BEGIN would
+    # fail at once, not wait, when a processor commits in between.
+    with write_transaction(state.engine) as conn:
         row = register_schema(conn, category, name, schema)
     state.checker.refresh(force=True)
     return row
